@@ -1,0 +1,191 @@
+"""Greedy, beam and sampling search over any model with the decoding protocol
+
+    state = model.start(...)                      # a DecoderState (KV caches / recurrent states)
+    logits, state = model.step(ids [B, T], state)  # logits [B, T, V]
+
+All searches are batched and incremental: each step feeds only the newest token. Rows that have
+finished are dropped from the batch (and from every cache), so a batch costs what its longest
+*unfinished* rows cost, not what its longest row costs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from core.models.state import DecoderState
+
+#: (batch row, prefix tokens so far without BOS) -> allowed next-token ids, or None for no limit.
+AllowedTokens = Callable[[int, list[int]], Sequence[int] | None]
+
+
+class Decodable(Protocol):
+    def step(self, ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]: ...
+
+
+@dataclass
+class GenerationConfig:
+    strategy: str = "greedy"  # greedy | beam | sample
+    max_len: int = 128
+    beam_size: int = 5
+    #: hypotheses returned per input (beam: best n of the beam; sample: n independent samples)
+    n_best: int = 1
+    #: beam scores are divided by length**length_penalty (fairseq convention; 0 = raw log-prob)
+    length_penalty: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    bos_id: int = 1
+    eos_id: int = 2
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without BOS/EOS
+    score: float  # length-normalised log-probability (== logprob for greedy/sampling)
+    logprob: float
+
+
+def generate(model: Decodable, state: DecoderState, cfg: GenerationConfig,
+             allowed_tokens: AllowedTokens | None = None,
+             generator: torch.Generator | None = None) -> list[list[Hypothesis]]:
+    """One list of hypotheses (best first) per batch row of ``state``."""
+    if cfg.strategy == "greedy":
+        return _left_to_right(model, state, cfg, allowed_tokens, None, n=1)
+    if cfg.strategy == "sample":
+        return _left_to_right(model, state, cfg, allowed_tokens, generator, n=cfg.n_best)
+    if cfg.strategy == "beam":
+        return beam_search(model, state, cfg, allowed_tokens)
+    raise ValueError(f"unknown strategy {cfg.strategy!r}; expected greedy, beam or sample")
+
+
+def _constrain(logp: torch.Tensor, rows: list[int], prefixes: list[list[int]], allowed: AllowedTokens | None):
+    if allowed is None:
+        return logp
+    for i, (row, prefix) in enumerate(zip(rows, prefixes)):
+        ok = allowed(row, prefix)
+        if ok is not None:
+            keep = torch.full_like(logp[i], float("-inf"))
+            idx = torch.as_tensor(list(ok), dtype=torch.long, device=logp.device)
+            keep[idx] = logp[i, idx]
+            logp[i] = keep
+    return logp
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    if top_k > 0:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        # drop a token when the tokens before it already cover top_p (the first always stays)
+        drop = probs.cumsum(-1) - probs > top_p
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[Hypothesis]]:
+    """Greedy (generator None) or ancestral sampling, ``n`` samples per row."""
+    batch = state.batch_size
+    rows = torch.arange(batch).repeat_interleave(n)
+    if n > 1:
+        state = state.index_select(rows.to(_device(state)))
+    rows = rows.tolist()
+    active = list(range(len(rows)))  # positions in the output list still decoding
+    tokens: list[list[int]] = [[] for _ in rows]
+    logprob = [0.0] * len(rows)
+    ids = torch.full((len(rows), 1), cfg.bos_id, dtype=torch.long, device=_device(state))
+    for t in range(cfg.max_len):
+        logits, state = model.step(ids, state)
+        logits = logits[:, -1].float()
+        if generator is not None:
+            logits = logits / cfg.temperature
+        logp = _constrain(F.log_softmax(logits, -1), [rows[a] for a in active], [tokens[a] for a in active], allowed)
+        if t == cfg.max_len - 1:  # out of room: end every sequence here
+            choice = torch.full((len(active),), cfg.eos_id, device=logp.device)
+        elif generator is None:
+            choice = logp.argmax(-1)
+        else:
+            probs = _filter_logits(logp, cfg.top_k, cfg.top_p).softmax(-1)
+            choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        picked = logp.gather(1, choice[:, None]).squeeze(1).tolist()
+        keep = []
+        for i, (a, tok) in enumerate(zip(active, choice.tolist())):
+            logprob[a] += picked[i]
+            if tok == cfg.eos_id:
+                continue
+            tokens[a].append(tok)
+            keep.append(i)
+        if not keep:
+            break
+        if len(keep) < len(active):
+            index = torch.as_tensor(keep, device=logp.device)
+            state, choice = state.index_select(index), choice[index]
+            active = [active[i] for i in keep]
+        ids = choice[:, None]
+    out = [Hypothesis(tokens[i], logprob[i], logprob[i]) for i in range(len(rows))]
+    groups = [out[b * n:(b + 1) * n] for b in range(batch)]
+    return [sorted(g, key=lambda h: -h.score) for g in groups]
+
+
+@torch.no_grad()
+def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
+                allowed: AllowedTokens | None = None) -> list[list[Hypothesis]]:
+    """Batched beam search with fairseq's stopping rule: a row is done once ``beam_size``
+    hypotheses have ended with EOS; scores are length-normalised log-probabilities."""
+    batch, k, device = state.batch_size, cfg.beam_size, _device(state)
+    state = state.index_select(torch.arange(batch, device=device).repeat_interleave(k))
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
+    seqs: list[list[int]] = [[] for _ in range(batch * k)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    ids = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
+    for t in range(cfg.max_len):
+        logits, state = model.step(ids, state)
+        logp = F.log_softmax(logits[:, -1].float(), -1)
+        vocab = logp.shape[-1]
+        logp = _constrain(logp, [r // k for r in range(batch * k)], seqs, allowed)
+        if t == cfg.max_len - 1:
+            forced = torch.full_like(logp, float("-inf"))
+            forced[:, cfg.eos_id] = logp[:, cfg.eos_id]
+            logp = forced
+        cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
+        top_scores, top_index = cand.topk(2 * k, dim=-1)
+        top_scores, top_index = top_scores.tolist(), top_index.tolist()
+        chosen: list[tuple[int, int, float]] = []  # (source beam, token, score) for the next step
+        norm = float(t + 1) ** cfg.length_penalty
+        for b in range(batch):
+            row: list[tuple[int, int, float]] = []
+            if not done[b]:
+                for rank, (s, flat) in enumerate(zip(top_scores[b], top_index[b])):
+                    if s == float("-inf"):
+                        break
+                    src, tok = b * k + flat // vocab, flat % vocab
+                    if tok == cfg.eos_id:
+                        if rank < k:  # an EOS only counts when it ranks inside the beam
+                            finished[b].append(Hypothesis(list(seqs[src]), s / norm, s))
+                    elif len(row) < k:
+                        row.append((src, tok, s))
+                done[b] = len(finished[b]) >= k
+            if done[b]:
+                row = []
+            row += [(b * k, cfg.eos_id, float("-inf"))] * (k - len(row))  # dead beams keep shapes fixed
+            chosen += row
+        if all(done):
+            break
+        src, tok, score = zip(*chosen)
+        state = state.index_select(torch.as_tensor(src, device=device))
+        seqs = [seqs[s] + [t_] for s, t_ in zip(src, tok)]
+        scores = torch.as_tensor(score, device=device).view(batch, k)
+        ids = torch.as_tensor(tok, device=device)[:, None]
+    return [sorted(f, key=lambda h: -h.score)[: cfg.n_best] for f in finished]
+
+
+def _device(state: DecoderState) -> torch.device:
+    first = state.layers[0] if state.layers and state.layers[0] else state.memory[0]
+    return next(iter(first.values())).device

@@ -1,0 +1,140 @@
+"""Multi-head attention as a mixer: grouped-query heads, RoPE/ALiBi, padding masks, sliding
+windows and a KV cache, all through ``torch.nn.functional.scaled_dot_product_attention``.
+
+The KV cache is the mixer state: ``{"key": [B, Hkv, L, Dh], "value": [B, Hkv, L, Dh]}`` plus
+``"mask": [B, L]`` when padding was given. With a sliding window only the last ``window - 1``
+keys are kept, so the cache (and the cost of a step) stops growing.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.mixers.base import Mixer, State, register_mixer
+from core.nn.positions import Rotary, alibi_slopes
+
+
+def attention_mask(q_len: int, k_len: int, causal: bool, window: int | None,
+                   slopes: torch.Tensor | None, key_mask: torch.Tensor | None,
+                   device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+    """Bias/mask for SDPA, or None when plain (non-)causal attention needs none.
+
+    The ``k_len`` keys end where the ``q_len`` queries end (cache + new tokens), so query ``i`` is
+    ``k_len - q_len + i - j`` positions after key ``j``.
+    Returns a bool mask [.., q_len, k_len] (True = attend) or a float bias when ALiBi is on.
+    """
+    if not causal and window is None and slopes is None and key_mask is None:
+        return None
+    q_pos = torch.arange(q_len, device=device)[:, None] + (k_len - q_len)
+    k_pos = torch.arange(k_len, device=device)[None, :]
+    rel = q_pos - k_pos  # distance back from query to key (negative = future key)
+    allowed = torch.ones(q_len, k_len, dtype=torch.bool, device=device)
+    if causal:
+        allowed = rel >= 0
+    if window is not None:
+        allowed = allowed & ((rel < window) if causal else (rel.abs() < window))
+    allowed = allowed[None, None]  # [1, 1, q, k]
+    if key_mask is not None:
+        allowed = allowed & key_mask[:, None, None, :]
+        if causal:  # a padded query would see nothing at all: let it see itself (its output is ignored)
+            allowed = allowed | (rel == 0)[None, None]
+    if slopes is None:
+        return allowed
+    bias = -slopes.to(dtype)[None, :, None, None] * rel.abs().to(dtype)[None, None]
+    return bias.masked_fill(~allowed, float("-inf"))
+
+
+@register_mixer("attention")
+class Attention(Mixer):
+    """Self-attention. ``causal`` is decided by the backbone (Encoder: False, Decoder: True)."""
+
+    def __init__(self, cfg, causal: bool):
+        super().__init__()
+        d, h = cfg.d_model, cfg.n_heads
+        self.n_heads, self.n_kv_heads = h, cfg.n_kv_heads or h
+        if d % h or h % self.n_kv_heads:
+            raise ValueError(f"d_model={d} must divide by n_heads={h}, and n_heads by n_kv_heads={self.n_kv_heads}")
+        self.head_dim = d // h
+        self.causal, self.window = causal, cfg.window
+        self.dropout = cfg.attn_dropout
+        self.qkv = nn.Linear(d, (h + 2 * self.n_kv_heads) * self.head_dim, bias=cfg.bias)
+        self.out = nn.Linear(d, d, bias=cfg.bias)
+        self.rotary = Rotary(self.head_dim, cfg.max_len) if cfg.position == "rope" else None
+        if cfg.position == "alibi":
+            self.register_buffer("slopes", alibi_slopes(h), persistent=False)
+        else:
+            self.slopes = None
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
+        empty = torch.zeros(batch, self.n_kv_heads, 0, self.head_dim, device=device, dtype=dtype)
+        return {"key": empty, "value": empty.clone()}
+
+    def forward(self, x, state=None, mask=None, offset=0):
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, -1, self.head_dim).transpose(1, 2).split(
+            [self.n_heads, self.n_kv_heads, self.n_kv_heads], dim=1)
+        if self.rotary is not None:
+            q, k = self.rotary(q, offset), self.rotary(k, offset)
+        key_mask = mask
+        if state is not None:
+            k = torch.cat([state["key"], k], dim=2)
+            v = torch.cat([state["value"], v], dim=2)
+            if "mask" in state or mask is not None:
+                past = state.get("mask")
+                if past is None:
+                    past = torch.ones(b, k.shape[2] - t, dtype=torch.bool, device=x.device)
+                now = mask if mask is not None else torch.ones(b, t, dtype=torch.bool, device=x.device)
+                key_mask = torch.cat([past, now], dim=1)
+        y = self._attend(q, k, v, key_mask)
+        if state is not None:
+            keep = k.shape[2] if self.window is None else min(k.shape[2], self.window - 1)
+            state = {"key": k[:, :, -keep:], "value": v[:, :, -keep:]}
+            if key_mask is not None:
+                state["mask"] = key_mask[:, -keep:]
+        return self.out(y.transpose(1, 2).reshape(b, t, -1)), state
+
+    def _attend(self, q, k, v, key_mask):
+        if self.n_kv_heads != self.n_heads:
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        q_len, k_len = q.shape[2], k.shape[2]
+        p = self.dropout if self.training else 0.0
+        plain_causal = self.causal and self.window is None and self.slopes is None and key_mask is None
+        if plain_causal and q_len == k_len:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        if plain_causal and q_len == 1:  # one new token sees the whole cache
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        bias = attention_mask(q_len, k_len, self.causal, self.window, self.slopes, key_mask, q.device, q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+
+
+class CrossAttention(nn.Module):
+    """Decoder-to-encoder attention. The encoder's keys/values are computed once per source
+    (:meth:`memory_state`) and reused at every decoding step."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        d, h = cfg.d_model, cfg.n_heads
+        self.n_heads, self.head_dim = h, d // h
+        self.dropout = cfg.attn_dropout
+        self.q = nn.Linear(d, d, bias=cfg.bias)
+        self.kv = nn.Linear(d, 2 * d, bias=cfg.bias)
+        self.out = nn.Linear(d, d, bias=cfg.bias)
+
+    def memory_state(self, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> State:
+        b, s, _ = memory.shape
+        k, v = self.kv(memory).view(b, s, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        state = {"key": k, "value": v}
+        if memory_mask is not None:
+            state["mask"] = memory_mask
+        return state
+
+    def forward(self, x: torch.Tensor, memory: State) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        mask = memory.get("mask")
+        mask = None if mask is None else mask[:, None, None, :]
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, memory["key"], memory["value"], attn_mask=mask, dropout_p=p)
+        return self.out(y.transpose(1, 2).reshape(b, t, -1))

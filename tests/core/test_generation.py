@@ -1,0 +1,123 @@
+"""Search: cache vs no cache, beam 1 == greedy, beam finds the exhaustive optimum, constraints, sampling."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.generation import GenerationConfig, generate
+from core.models import BackboneConfig, DecoderLM, EncoderDecoder, LMConfig, Seq2SeqConfig
+
+BOS, EOS = 1, 2
+
+
+def tiny_seq2seq(vocab=12, seed=0):
+    torch.manual_seed(seed)
+    b = BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0)
+    return EncoderDecoder(Seq2SeqConfig(vocab, vocab, b, b)).eval()
+
+
+def src_batch():
+    src = torch.tensor([[5, 6, 7, 8, EOS], [9, 4, EOS, 0, 0], [4, 4, 4, EOS, 0]])
+    return src
+
+
+def greedy_without_cache(model, src, max_len):
+    """Recompute the whole prefix every step: the slow, obviously right greedy search."""
+    out = []
+    for row in src:
+        ys = [BOS]
+        for _ in range(max_len):
+            logits = model(row[None], torch.tensor([ys]))[0, -1]
+            nxt = int(logits.argmax())
+            if nxt == EOS:
+                break
+            ys.append(nxt)
+        out.append(ys[1:])
+    return out
+
+
+def test_greedy_incremental_equals_full_recompute():
+    model = tiny_seq2seq()
+    src = src_batch()
+    hyps = generate(model, model.start(src), GenerationConfig(max_len=8))
+    assert [h[0].tokens for h in hyps] == greedy_without_cache(model, src, 7)
+
+
+def test_beam_one_equals_greedy():
+    model = tiny_seq2seq(seed=3)
+    src = src_batch()
+    greedy = generate(model, model.start(src), GenerationConfig(max_len=10))
+    beam = generate(model, model.start(src), GenerationConfig(strategy="beam", beam_size=1, max_len=10, length_penalty=0.0))
+    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in beam]
+    for g, b in zip(greedy, beam):
+        assert g[0].logprob == pytest.approx(b[0].logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_wide_beam_finds_exhaustive_optimum(length_penalty):
+    vocab, max_len = 5, 3
+    model = tiny_seq2seq(vocab=vocab, seed=1)
+    src = torch.tensor([[3, 4, EOS]])
+    best, best_score = None, float("-inf")
+    for n in range(max_len):  # sequences of n tokens then EOS (the last step must be EOS)
+        for body in itertools.product([t for t in range(vocab) if t != EOS], repeat=n):
+            ys = [BOS, *body, EOS]
+            with torch.no_grad():
+                logp = F.log_softmax(model(src, torch.tensor([ys[:-1]]))[0], -1)
+            total = sum(float(logp[i, ys[i + 1]]) for i in range(len(ys) - 1))
+            score = total / (len(ys) - 1) ** length_penalty
+            if score > best_score:
+                best, best_score = list(body), score
+    cfg = GenerationConfig(strategy="beam", beam_size=25, max_len=max_len, length_penalty=length_penalty, n_best=3)
+    hyps = generate(model, model.start(src), cfg)[0]
+    assert hyps[0].tokens == best
+    assert hyps[0].score == pytest.approx(best_score, abs=1e-4)
+    assert [h.score for h in hyps] == sorted([h.score for h in hyps], reverse=True)
+    assert len({tuple(h.tokens) for h in hyps}) == 3
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_allowed_tokens_constraint(strategy):
+    model = tiny_seq2seq()
+    src = src_batch()
+
+    def allowed(row, prefix):  # row r may only emit token 4+r, at most 3 times, then EOS
+        return [EOS] if len(prefix) >= 3 else [4 + row]
+
+    cfg = GenerationConfig(strategy=strategy, beam_size=3, max_len=10)
+    hyps = generate(model, model.start(src), cfg, allowed, generator=torch.Generator().manual_seed(0))
+    for r, h in enumerate(hyps):
+        assert h[0].tokens == [4 + r] * 3
+
+
+def test_sampling_top_k_one_is_greedy_and_seeded():
+    model = tiny_seq2seq()
+    src = src_batch()
+    greedy = generate(model, model.start(src), GenerationConfig(max_len=8))
+    top1 = generate(model, model.start(src), GenerationConfig(strategy="sample", top_k=1, max_len=8),
+                    generator=torch.Generator().manual_seed(0))
+    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in top1]
+    cfg = GenerationConfig(strategy="sample", top_p=0.9, max_len=8, n_best=4)
+    a = generate(model, model.start(src), cfg, generator=torch.Generator().manual_seed(7))
+    b = generate(model, model.start(src), cfg, generator=torch.Generator().manual_seed(7))
+    assert [[h.tokens for h in r] for r in a] == [[h.tokens for h in r] for r in b]
+    assert all(len(r) == 4 for r in a)
+
+
+@torch.no_grad()
+def test_decoder_lm_generation_continues_prompt():
+    torch.manual_seed(0)
+    lm = DecoderLM(LMConfig(20, BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0))).eval()
+    prompt = torch.tensor([[BOS, 5, 6, 7]])
+    state = lm.start(1)
+    _, state = lm.step(prompt[:, :-1], state)  # prefill all but the last prompt token
+    cfg = GenerationConfig(max_len=6, bos_id=7)  # search feeds the last prompt token first
+    hyps = generate(lm, state, cfg)[0][0]
+    ys = prompt[0].tolist()
+    for _ in range(5):  # the 6th step is forced to EOS
+        nxt = int(lm(torch.tensor([ys]))[0, -1].argmax())
+        if nxt == EOS:
+            break
+        ys.append(nxt)
+    assert hyps.tokens == ys[4:]

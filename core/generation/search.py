@@ -29,6 +29,8 @@ class Decodable(Protocol):
 class GenerationConfig:
     strategy: str = "greedy"  # greedy | beam | sample
     max_len: int = 128
+    #: EOS is forbidden before this many tokens
+    min_len: int = 0
     beam_size: int = 5
     #: hypotheses returned per input (beam: best n of the beam; sample: n independent samples)
     n_best: int = 1
@@ -105,6 +107,8 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[H
         if generator is not None:
             logits = logits / cfg.temperature
         logp = _constrain(F.log_softmax(logits, -1), [rows[a] for a in active], [tokens[a] for a in active], allowed)
+        if t < cfg.min_len:
+            logp[:, cfg.eos_id] = float("-inf")
         if t == cfg.max_len - 1:  # out of room: end every sequence here
             choice = torch.full((len(active),), cfg.eos_id, device=logp.device)
         elif generator is None:
@@ -150,6 +154,8 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
         logp = F.log_softmax(logits[:, -1].float(), -1)
         vocab = logp.shape[-1]
         logp = _constrain(logp, [r // k for r in range(batch * k)], seqs, allowed)
+        if t < cfg.min_len:
+            logp[:, cfg.eos_id] = float("-inf")
         if t == cfg.max_len - 1:
             forced = torch.full_like(logp, float("-inf"))
             forced[:, cfg.eos_id] = logp[:, cfg.eos_id]
@@ -186,6 +192,9 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
     return [sorted(f, key=lambda h: -h.score)[: cfg.n_best] for f in finished]
 
 
-def _device(state: DecoderState) -> torch.device:
+def _device(state) -> torch.device:
+    """States may expose ``device`` (HF and ONNX adapters); DecoderState is found by its tensors."""
+    if hasattr(state, "device"):
+        return state.device
     first = state.layers[0] if state.layers and state.layers[0] else state.memory[0]
     return next(iter(first.values())).device

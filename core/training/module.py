@@ -1,0 +1,46 @@
+"""Base LightningModule: AdamW, warmup + inverse-sqrt/cosine schedules, parameter groups.
+
+Apps subclass it and implement ``training_step`` etc.; the optimiser set-up is the same for all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+
+from core.training.schedules import make_schedule
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    warmup_steps: int = 4000
+    #: inverse_sqrt (NMT default), cosine (decays to min_lr_ratio at the last step), constant
+    schedule: str = "inverse_sqrt"
+    min_lr_ratio: float = 0.0
+    #: cosine horizon; None = the Trainer's estimated number of optimizer steps
+    total_steps: int | None = None
+
+
+class TrainingModule(L.LightningModule):
+    def __init__(self, optim: OptimConfig | None = None):
+        super().__init__()
+        self.optim = optim or OptimConfig()
+
+    def configure_optimizers(self):
+        # No weight decay on norms, biases and embeddings: decaying them hurts and buys nothing.
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+        o = self.optim
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas), eps=o.eps)
+        total = o.total_steps or int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, make_schedule(o.schedule, o.warmup_steps, total, o.min_lr_ratio))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,100 @@
+"""The translation app end to end through its CLI: every config runs, a short fit learns,
+checkpoints translate, predict writes files, and DDP (gloo, 2 processes) trains unchanged."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps.translation.model import TranslationModel
+from apps.translation.train import main
+from apps.translation.translate import main as translate_main
+
+ROOT = Path(__file__).resolve().parents[3]
+CONFIGS = sorted((ROOT / "apps/translation/configs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One data cache for the module: corpora and tokenizers are built once."""
+    return str(tmp_path_factory.mktemp("cache"))
+
+
+def sword_installed() -> bool:
+    from apps.translation import corpora
+
+    try:
+        corpora.find_modules()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_config_runs_fast_dev_run(config, cache, tmp_path):
+    if "bible" in config.name and not sword_installed():
+        pytest.skip("SWORD modules not installed: apt-get install sword-text-sparv sword-text-web")
+    cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run", "1", "--data.train_limit", "300",
+                "--data.cache_dir", cache, "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.state.finished
+    assert cli.trainer.global_step == 1
+
+
+def test_print_config_parses_every_config(capsys):
+    for config in CONFIGS:
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", "--config", str(config), "--print_config"], run=True)
+        assert exit_.value.code == 0
+        assert "d_model" in capsys.readouterr().out
+
+
+def tiny_args(cache, root, *extra):
+    return ["--config", str(ROOT / "apps/translation/configs/tiny.yaml"), "--data.cache_dir", cache,
+            "--trainer.default_root_dir", str(root), *extra]
+
+
+def test_short_fit_lowers_loss_and_checkpoint_translates(cache, tmp_path):
+    cli = main(tiny_args(cache, tmp_path, "--trainer.max_steps", "60", "--trainer.val_check_interval", "60"), run=False)
+    before = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/nll"]
+    cli.trainer.fit(cli.model, cli.datamodule)
+    after = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]
+    assert after["val/nll"] < 0.8 * before, (before, after)
+    assert after["val/per"] >= 0.0 and 0.0 <= after["val/wer"] <= 1.0  # PER counts insertions: it can exceed 1
+
+    ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+    assert ckpt and Path(ckpt).exists()
+    model = TranslationModel.from_checkpoint(ckpt)
+    out = model.translate(["hello", "world"])
+    assert len(out) == 2 and all(isinstance(h[0][0], str) for h in out)
+    # every output symbol is a phoneme the target tokenizer knows
+    known = {model.tgt_tokenizer.decode([i]) for i in range(4, model.tgt_tokenizer.vocab_size)}
+    assert all(p in known for h in out for p in h[0][0].split())
+
+    words = tmp_path / "words.txt"
+    words.write_text("hello\n\nworld\n")
+    result = tmp_path / "out.txt"
+    translate_main(["--checkpoint", ckpt, "--input", str(words), "--output", str(result), "--beam", "3"])
+    lines = result.read_text().split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[0] and lines[2]  # blank input -> blank output
+
+    pred = tmp_path / "pred.tsv"
+    main(["predict", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--data.predict_path", str(words),
+          "--trainer.callbacks+=apps.translation.model.WriteTranslations", "--trainer.callbacks.path", str(pred)])
+    rows = pred.read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows] == ["hello", "", "world"]
+
+
+@pytest.mark.timeout(600)
+def test_ddp_two_cpu_processes(cache, tmp_path):
+    """Lightning's DDP (gloo) launches a second process that re-runs this command line."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "apps.translation.train", "fit", *tiny_args(cache, tmp_path),
+           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+           "--trainer.max_steps", "4", "--trainer.val_check_interval", "4"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = list(tmp_path.rglob("*.ckpt"))
+    assert ckpts, proc.stderr[-2000:]
+    ckpt = TranslationModel.from_checkpoint(ckpts[0])
+    assert ckpt.translate(["data"])[0][0][0] is not None

@@ -36,9 +36,9 @@ def attention_mask(q_len: int, k_len: int, causal: bool, window: int | None,
         allowed = allowed & ((rel < window) if causal else (rel.abs() < window))
     allowed = allowed[None, None]  # [1, 1, q, k]
     if key_mask is not None:
-        allowed = allowed & key_mask[:, None, None, :]
-        if causal:  # a padded query would see nothing at all: let it see itself (its output is ignored)
-            allowed = allowed | (rel == 0)[None, None]
+        # A padded query might see no key at all (NaN in some runtimes): let every query see
+        # itself. Real queries always could, so their outputs do not change.
+        allowed = (allowed & key_mask[:, None, None, :]) | (rel == 0)[None, None]
     if slopes is None:
         return allowed
     bias = -slopes.to(dtype)[None, :, None, None] * rel.abs().to(dtype)[None, None]

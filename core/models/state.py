@@ -23,7 +23,7 @@ class DecoderState:
     #: per-layer cross-attention keys/values of the encoder output (None for decoder-only models)
     memory: list[State] | None = None
     #: number of target positions consumed so far (absolute position of the next token)
-    offset: int = 0
+    offset: int | torch.Tensor = 0  # a tensor inside exported graphs
 
     def index_select(self, index: torch.Tensor) -> "DecoderState":
         """Keep/reorder/duplicate batch rows (beam expansion and beam reordering)."""

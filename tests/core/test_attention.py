@@ -25,7 +25,7 @@ def reference_attention(m: Attention, x: torch.Tensor, key_mask=None) -> torch.T
             scores = []
             for j in range(t):
                 ok = (not m.causal or j <= i) and (m.window is None or abs(i - j) < m.window)
-                ok = ok and (key_mask is None or bool(key_mask[0, j]) or (m.causal and i == j))
+                ok = ok and (key_mask is None or bool(key_mask[0, j]) or i == j)
                 s = (q[0, j_heads, i] @ k[0, j_heads, j]) / math.sqrt(m.head_dim) - slopes[j_heads] * abs(i - j)
                 scores.append(s if ok else torch.tensor(float("-inf")))
             w = torch.stack(scores).softmax(0)

@@ -85,3 +85,18 @@ def test_portable_roundtrip(tmp_path):
     torch.testing.assert_close(a.weight, b.weight)
     assert json.loads((tmp_path / "config.json").read_text()) == {"kind": "linear"}
     assert (tmp_path / "tokenizer.src.json").exists()
+
+
+def test_average_cli_picks_newest_and_refuses_overwrite(tmp_path):
+    import os
+
+    from core.training.average import main as average_main
+
+    for i in range(4):
+        torch.save({"state_dict": {"w": torch.full((1,), float(i))}}, tmp_path / f"s{i}.ckpt")
+        os.utime(tmp_path / f"s{i}.ckpt", (1000 + i, 1000 + i))
+    out = tmp_path / "out" / "avg.ckpt"
+    average_main([str(tmp_path), "--last", "2", "-o", str(out)])
+    assert load_checkpoint(out)["state_dict"]["w"].item() == pytest.approx(2.5)
+    with pytest.raises(SystemExit):
+        average_main([str(tmp_path), "--last", "2", "-o", str(out)])

@@ -98,3 +98,22 @@ def test_ddp_two_cpu_processes(cache, tmp_path):
     assert ckpts, proc.stderr[-2000:]
     ckpt = TranslationModel.from_checkpoint(ckpts[0])
     assert ckpt.translate(["data"])[0][0][0] is not None
+
+
+def test_export_cli_parity(cache, tmp_path):
+    """Train a few steps, export with the CLI (which fails unless onnxruntime == PyTorch), translate from ONNX."""
+    from apps.translation.export import main as export_main
+
+    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.max_steps", "20", "--trainer.val_check_interval", "20")])
+    ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+    out = tmp_path / "onnx"
+    export_main(["--checkpoint", ckpt, "--out", str(out)])  # raises SystemExit(1) on any mismatch
+    assert (out / "encoder.onnx").exists() and (out / "decoder.onnx").exists() and (out / "pytorch/model.safetensors").exists()
+    with pytest.raises(SystemExit):  # a second export never overwrites the first
+        export_main(["--checkpoint", ckpt, "--out", str(out)])
+    words = tmp_path / "w.txt"
+    words.write_text("cat\ndog\n")
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    translate_main(["--onnx", str(out), "--input", str(words), "--output", str(a), "--beam", "2"])
+    translate_main(["--checkpoint", ckpt, "--input", str(words), "--output", str(b), "--beam", "2"])
+    assert a.read_text() == b.read_text()

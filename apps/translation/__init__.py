@@ -1,0 +1,1 @@
+"""Sequence-to-sequence translation: G2P on the CMU dictionary, Spanish-English Bible verses, user corpora."""

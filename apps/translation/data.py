@@ -1,0 +1,733 @@
+"""Translation data: read sentence pairs, validate them, tokenize, and batch by token budget.
+
+The flow, top to bottom in this file:
+
+1. **Readers** turn the files users have into :class:`Record` s: TSV
+   (``src<TAB>tgt``), Moses-style aligned files (``PREFIX.src`` + ``PREFIX.tgt``)
+   and JSON Lines. Files are read as bytes and decoded line by line, so one bad
+   line costs one record, not the file. Bad records are skipped and counted by
+   reason; each file then gets ONE :class:`DataWarning` listing the reasons and
+   the first offending line numbers. Nothing usable at all is an error.
+2. **Bundled corpora** (see :mod:`apps.translation.corpora`): the CMU
+   Pronouncing Dictionary as grapheme-to-phoneme (the default), and a
+   Spanish-English Bible built from Debian SWORD packages.
+3. **Tokenizers** are trained on the training split on first use and cached
+   as JSON under ``cache_dir/tokenizers/<fingerprint>/``.
+4. **Batches** hold as many records as fit a token budget
+   (``B*S + B*T <= max_tokens``, padded shapes), built once per split from
+   length-sorted records. The dataset's items ARE these batches, so the
+   DataLoader runs with ``batch_size=None`` and Lightning's own
+   DistributedSampler (inserted under DDP) shards batches across ranks with no
+   custom code here.
+
+A batch is a dict::
+
+    src_ids  LongTensor[B, S]  source ids + EOS, right-padded with PAD (0)
+    tgt_ids  LongTensor[B, T]  BOS + target ids + EOS, right-padded (models shift it themselves)
+    index    LongTensor[B]     record position within its split
+    src_text list[str]         the source text
+    refs     list[list[str]]   every reference for the record (training: just its target)
+
+Prediction batches carry only ``src_ids``, ``src_text`` and ``index``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from apps.translation import corpora
+from core.tokenizers import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    Tokenizer,
+    load_tokenizer,
+    tokenizer_from_json,
+    tokenizer_kinds,
+    train_tokenizer,
+)
+
+CORPORA = ("cmudict", "bible_es_en", "files")
+FORMATS = ("auto", "tsv", "moses", "jsonl")
+SPLITS = ("train", "valid", "test")
+# Bump when reading/cleaning changes in a way that should invalidate cached tokenizers.
+PIPELINE_VERSION = 1
+SHOWN_LINES = 5  # offending line numbers listed per reason in a warning
+
+
+class DataWarning(UserWarning):
+    """Records were skipped while reading a corpus (one warning per file)."""
+
+
+# --------------------------------------------------------------------------- records and skip reports
+
+
+@dataclass(frozen=True)
+class Record:
+    """One source sentence with its reference(s); ``refs[0]`` is the training target.
+
+    ``origin``/``line`` say where it came from for error messages; ``key`` is
+    what deterministic splits hash (a word, a verse reference).
+    """
+
+    src: str
+    refs: tuple[str, ...]
+    origin: str
+    line: int
+    key: str = ""
+
+    @property
+    def tgt(self) -> str:
+        return self.refs[0]
+
+
+@dataclass
+class SkipReport:
+    """Counts skipped records per reason for one file, and turns them into one message."""
+
+    origin: str
+    unit: str = "line"
+    total: int = 0
+    skipped: dict[str, list[int]] = field(default_factory=dict)
+
+    def skip(self, reason: str, line: int) -> None:
+        self.skipped.setdefault(reason, []).append(line)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(lines) for lines in self.skipped.values())
+
+    def summary(self) -> str:
+        """E.g. ``train.tsv: skipped 3 of 120 records (missing column: lines 4, 9; empty side: line 17)``."""
+        parts = []
+        for reason, lines in self.skipped.items():
+            shown = ", ".join(map(str, lines[:SHOWN_LINES]))
+            more = f" (+{len(lines) - SHOWN_LINES} more)" if len(lines) > SHOWN_LINES else ""
+            parts.append(f"{reason}: {self.unit}{'s' if len(lines) > 1 else ''} {shown}{more}")
+        return f"{self.origin}: skipped {self.n_skipped} of {self.total} records ({'; '.join(parts)})"
+
+    def copy(self) -> SkipReport:
+        return SkipReport(self.origin, self.unit, self.total, {k: list(v) for k, v in self.skipped.items()})
+
+    def warn(self) -> None:
+        if self.skipped:
+            warnings.warn(self.summary(), DataWarning, stacklevel=2)
+
+    def require(self, kept: int) -> None:
+        """Raise if nothing usable is left; the message names the file."""
+        if kept == 0:
+            detail = self.summary().split(": ", 1)[1] if self.skipped else "no records"
+            raise ValueError(f"{self.origin}: no usable records ({detail})")
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file."""
+    if not path.is_file():
+        if path.exists():
+            raise ValueError(f"not a regular file: {path}")
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from err
+    if not data.strip():
+        raise ValueError(f"file is empty: {path}")
+    data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r") for line in lines]
+
+
+def _decode(line: bytes) -> str | None:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], SkipReport]:
+    """``source<TAB>target`` per line; blank lines are ignored, not counted."""
+    path = Path(path)
+    report = SkipReport(str(path))
+    records: list[Record] = []
+    for lineno, raw in enumerate(_read_lines(path), start=1):
+        if limit is not None and len(records) >= limit:
+            break
+        if not raw.strip():
+            continue
+        report.total += 1
+        text = _decode(raw)
+        if text is None:
+            report.skip("invalid UTF-8", lineno)
+            continue
+        fields = text.split("\t")
+        if len(fields) != 2:
+            report.skip("missing column" if len(fields) < 2 else "extra column", lineno)
+            continue
+        src, tgt = fields[0].strip(), fields[1].strip()
+        if not src or not tgt:
+            report.skip("empty side", lineno)
+            continue
+        records.append(Record(src, (tgt,), str(path), lineno))
+    return records, report
+
+
+def read_moses(
+    prefix: str | Path, src_lang: str, tgt_lang: str, limit: int | None = None
+) -> tuple[list[Record], SkipReport]:
+    """Line-aligned ``PREFIX.{src_lang}`` and ``PREFIX.{tgt_lang}``; different line counts are an error."""
+    src_path, tgt_path = Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
+    src_lines, tgt_lines = _read_lines(src_path), _read_lines(tgt_path)
+    if len(src_lines) != len(tgt_lines):
+        raise ValueError(
+            f"misaligned Moses files: {src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}"
+        )
+    origin = f"{prefix}.{{{src_lang},{tgt_lang}}}"
+    report = SkipReport(origin)
+    records: list[Record] = []
+    for lineno, (raw_src, raw_tgt) in enumerate(zip(src_lines, tgt_lines), start=1):
+        if limit is not None and len(records) >= limit:
+            break
+        report.total += 1
+        src, tgt = _decode(raw_src), _decode(raw_tgt)
+        if src is None or tgt is None:
+            report.skip("invalid UTF-8", lineno)
+            continue
+        src, tgt = src.strip(), tgt.strip()
+        if not src or not tgt:
+            report.skip("empty side", lineno)
+            continue
+        records.append(Record(src, (tgt,), origin, lineno))
+    return records, report
+
+
+def read_jsonl(
+    path: str | Path, src_key: str, tgt_key: str, key_field: str | None = None, limit: int | None = None
+) -> tuple[list[Record], SkipReport]:
+    """One JSON object per line with string ``src_key``; ``tgt_key`` is a string or a list of references.
+
+    A list gives a multi-reference record (all references feed BLEU/PER; the
+    first is the training target). ``key_field`` names an optional field used
+    as the record's split key (the Bible's ``"ref"``).
+    """
+    path = Path(path)
+    report = SkipReport(str(path))
+    records: list[Record] = []
+    for lineno, raw in enumerate(_read_lines(path), start=1):
+        if limit is not None and len(records) >= limit:
+            break
+        if not raw.strip():
+            continue
+        report.total += 1
+        text = _decode(raw)
+        if text is None:
+            report.skip("invalid UTF-8", lineno)
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            obj = None
+        if not isinstance(obj, dict):
+            report.skip("invalid JSON", lineno)
+            continue
+        if src_key not in obj or tgt_key not in obj:
+            report.skip("missing key", lineno)
+            continue
+        src, tgt = obj[src_key], obj[tgt_key]
+        refs = [tgt] if isinstance(tgt, str) else tgt
+        if not isinstance(src, str) or not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            report.skip("not a string", lineno)
+            continue
+        src, refs = src.strip(), [r.strip() for r in refs]
+        if not src or not refs or not all(refs):
+            report.skip("empty side", lineno)
+            continue
+        key = str(obj.get(key_field, "")) if key_field else ""
+        records.append(Record(src, tuple(refs), str(path), lineno, key))
+    return records, report
+
+
+def detect_format(path: str, format: str, src_lang: str, tgt_lang: str) -> str:
+    """``format`` unless it is "auto": then by extension, or "moses" when ``path.{src_lang}`` exists."""
+    if format != "auto":
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix in (".tsv", ".tab"):
+        return "tsv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if Path(f"{path}.{src_lang}").exists() or Path(f"{path}.{tgt_lang}").exists():
+        return "moses"
+    if not Path(path).exists():
+        raise FileNotFoundError(f"file not found: {path} (nor Moses files {path}.{src_lang} / {path}.{tgt_lang})")
+    raise ValueError(f"cannot tell the format of {path}; set format to one of tsv, moses, jsonl")
+
+
+def read_parallel(
+    path: str, format: str = "auto", src_lang: str = "src", tgt_lang: str = "tgt", limit: int | None = None
+) -> tuple[list[Record], SkipReport]:
+    """Read a user file in any supported format (see :func:`detect_format`)."""
+    fmt = detect_format(path, format, src_lang, tgt_lang)
+    if fmt == "tsv":
+        return read_tsv(path, limit)
+    if fmt == "moses":
+        return read_moses(path, src_lang, tgt_lang, limit)
+    return read_jsonl(path, src_lang, tgt_lang, limit=limit)
+
+
+def read_sources(path: str | Path) -> list[str]:
+    """Prediction input: one source per line, blank lines kept (they get empty outputs).
+
+    Undecodable bytes are replaced rather than dropped, so output line N still
+    belongs to input line N; the affected lines are reported in one warning.
+    """
+    path = Path(path)
+    report = SkipReport(str(path))
+    sources = []
+    for lineno, raw in enumerate(_read_lines(path), start=1):
+        report.total += 1
+        text = _decode(raw)
+        if text is None:
+            report.skip("invalid UTF-8 (bytes replaced)", lineno)
+            text = raw.decode("utf-8", errors="replace")
+        sources.append(text.strip())
+    if report.skipped:
+        warnings.warn(report.summary().replace("skipped", "repaired"), DataWarning, stacklevel=2)
+    return sources
+
+
+# --------------------------------------------------------------------------- batching
+
+
+@dataclass(frozen=True)
+class Example:
+    """A tokenized record, ready for collation (``tgt_ids`` is None for prediction)."""
+
+    index: int
+    src_ids: list[int]
+    tgt_ids: list[int] | None
+    src_text: str
+    refs: tuple[str, ...] = ()
+
+
+def token_budget_batches(
+    src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int, seed: int | None = None
+) -> list[list[int]]:
+    """Group record indices into batches whose padded size ``B*max(S) + B*max(T)`` fits ``max_tokens``.
+
+    Lengths are the padded tensor lengths (EOS/BOS included). Records are
+    sorted by (source, target) length so batches hold similar lengths and
+    waste little padding; with a ``seed``, records of equal length are
+    shuffled first, so a different seed mixes different records together.
+    Every index appears in exactly one batch; batches come out shortest first.
+    """
+    order = list(range(len(src_lens)))
+    if seed is not None:
+        random.Random(seed).shuffle(order)
+    order.sort(key=lambda i: (src_lens[i], tgt_lens[i]))  # stable: ties keep the shuffled order
+    batches: list[list[int]] = []
+    current: list[int] = []
+    max_s = max_t = 0
+    for i in order:
+        s, t = src_lens[i], tgt_lens[i]
+        if s + t > max_tokens:
+            raise ValueError(f"record {i} needs {s + t} tokens alone, over max_tokens={max_tokens}")
+        grown_s, grown_t = max(max_s, s), max(max_t, t)
+        if current and (len(current) + 1) * (grown_s + grown_t) > max_tokens:
+            batches.append(current)
+            current, grown_s, grown_t = [], s, t
+        current.append(i)
+        max_s, max_t = grown_s, grown_t
+    if current:
+        batches.append(current)
+    return batches
+
+
+class BatchDataset(Dataset):
+    """A dataset whose items are whole batches (lists of :class:`Example`).
+
+    Used with ``DataLoader(batch_size=None)``: the sampler (Lightning's
+    DistributedSampler under DDP, a RandomSampler when shuffling) then
+    permutes and shards batches, never splitting one.
+    """
+
+    def __init__(self, examples: Sequence[Example], batches: Sequence[Sequence[int]]) -> None:
+        self.examples = list(examples)
+        self.batches = [list(b) for b in batches]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> list[Example]:
+        return [self.examples[j] for j in self.batches[i]]
+
+
+def _pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def collate(examples: Sequence[Example]) -> dict[str, Any]:
+    """Pad one batch: source + EOS, BOS + target + EOS (see the module docstring for the layout)."""
+    batch: dict[str, Any] = {
+        "src_ids": _pad([[*e.src_ids, EOS_ID] for e in examples]),
+        "index": torch.tensor([e.index for e in examples], dtype=torch.long),
+        "src_text": [e.src_text for e in examples],
+    }
+    if all(e.tgt_ids is not None for e in examples):
+        batch["tgt_ids"] = _pad([[BOS_ID, *e.tgt_ids, EOS_ID] for e in examples])  # type: ignore[misc]
+        batch["refs"] = [list(e.refs) for e in examples]
+    return batch
+
+
+@dataclass
+class EncodedSplit:
+    """One split after tokenization and length filtering, with its batches."""
+
+    examples: list[Example]
+    batches: list[list[int]]
+
+
+# --------------------------------------------------------------------------- the data module
+
+
+class TranslationDataModule(L.LightningDataModule):
+    """Sentence pairs for sequence-to-sequence training, from a bundled corpus or user files.
+
+    Args:
+        corpus: "cmudict" (grapheme-to-phoneme, bundled), "bible_es_en" (built from
+            SWORD packages, see :mod:`apps.translation.corpora`) or "files".
+        train_path, valid_path, test_path: user files for ``corpus="files"``
+            (a Moses path is the PREFIX before ``.{src_lang}``).
+        predict_path: sources to translate, one per line.
+        format: "tsv", "moses", "jsonl" or "auto" (from the extension / Moses files).
+        src_lang, tgt_lang: Moses suffixes and JSONL keys. For "bible_es_en" they
+            pick the direction ("en"/"es"); the defaults mean Spanish to English.
+        src_tokenizer, tgt_tokenizer: tokenizer kinds ("char", "space", "bpe", "unigram").
+        shared_vocab: train one tokenizer on both sides and use it for both
+            (needs equal kinds; lets a model tie source and target embeddings).
+        vocab_size: per tokenizer, special tokens included.
+        max_tokens: token budget per batch, counting padded source + target.
+        max_len: longest source or target (in tokens, without BOS/EOS) kept.
+        train_limit: use only the first N training records (tiny test configs).
+        num_workers: DataLoader workers.
+        cache_dir: built corpora and tokenizers (default ``$SEQLAB_CACHE`` or ``~/.cache/seqlab``).
+        seed: mixes equal-length training records into different batches.
+    """
+
+    def __init__(
+        self,
+        corpus: str = "cmudict",
+        train_path: str | None = None,
+        valid_path: str | None = None,
+        test_path: str | None = None,
+        predict_path: str | None = None,
+        format: str = "auto",
+        src_lang: str = "src",
+        tgt_lang: str = "tgt",
+        src_tokenizer: str = "char",
+        tgt_tokenizer: str = "space",
+        shared_vocab: bool = False,
+        vocab_size: int = 8000,
+        max_tokens: int = 4096,
+        max_len: int = 256,
+        train_limit: int | None = None,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if corpus not in CORPORA:
+            raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        for kind in (src_tokenizer, tgt_tokenizer):
+            if kind not in tokenizer_kinds():
+                raise ValueError(f"tokenizer kind must be one of {tokenizer_kinds()}, got {kind!r}")
+        if shared_vocab and src_tokenizer != tgt_tokenizer:
+            raise ValueError(f"shared_vocab needs one tokenizer kind, got {src_tokenizer!r} and {tgt_tokenizer!r}")
+        if max_len < 1 or max_tokens < 2 * max_len + 3:
+            raise ValueError(
+                f"max_tokens={max_tokens} must hold one record of max_len={max_len} "
+                f"(source + EOS and BOS + target + EOS: {2 * max_len + 3})"
+            )
+        if train_limit is not None and train_limit < 1:
+            raise ValueError(f"train_limit must be positive or None, got {train_limit}")
+        if corpus == "files" and not (train_path or valid_path or test_path or predict_path):
+            raise ValueError('corpus="files" needs at least one of train_path, valid_path, test_path, predict_path')
+        self.save_hyperparameters()
+        self.corpus = corpus
+        self.paths = {"train": train_path, "valid": valid_path, "test": test_path}
+        self.predict_path = predict_path
+        self.format = format
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+        self.shared_vocab = shared_vocab
+        self.vocab_size = vocab_size
+        self.max_tokens, self.max_len = max_tokens, max_len
+        self.train_limit = train_limit
+        self.num_workers = num_workers
+        self.cache_dir = Path(cache_dir) if cache_dir else corpora.default_cache_dir()
+        self.seed = seed
+
+        self._tokenizers: tuple[Tokenizer, Tokenizer] | None = None
+        self._records: dict[str, tuple[list[Record], SkipReport]] = {}
+        self._bible_verses: list[Record] | None = None
+        self._encoded: dict[str, EncodedSplit] = {}
+
+    # ---- tokenizers (usable right after __init__: LightningCLI links vocab sizes to the model)
+
+    @property
+    def src_tokenizer_obj(self) -> Tokenizer:
+        return self._ensure_tokenizers()[0]
+
+    @property
+    def tgt_tokenizer_obj(self) -> Tokenizer:
+        return self._ensure_tokenizers()[1]
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src_tokenizer_obj.vocab_size
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt_tokenizer_obj.vocab_size
+
+    def tokenizers_json(self) -> dict[str, str]:
+        """Both tokenizers as JSON strings, for storing beside model weights."""
+        src, tgt = self._ensure_tokenizers()
+        return {"src": src.to_json(), "tgt": tgt.to_json()}
+
+    def use_tokenizers(self, src: Tokenizer, tgt: Tokenizer) -> None:
+        """Replace the tokenizers (e.g. with those stored in a checkpoint); re-encodes splits lazily."""
+        if self._tokenizers is None or self._tokenizers[0] != src or self._tokenizers[1] != tgt:
+            self._encoded.clear()
+        self._tokenizers = (src, tgt)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning stores this in checkpoints, so a resumed or evaluated run uses the same vocabularies."""
+        return {"tokenizers": self.tokenizers_json()} if self._tokenizers is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "tokenizers" in state_dict:
+            tok = state_dict["tokenizers"]
+            self.use_tokenizers(tokenizer_from_json(tok["src"]), tokenizer_from_json(tok["tgt"]))
+
+    def tokenizer_dir(self) -> Path:
+        """``cache_dir/tokenizers/<fingerprint>``: changes whenever the training data or settings do."""
+        identity = {
+            "pipeline": PIPELINE_VERSION,
+            "corpus": self._corpus_identity(),
+            "kinds": [self.src_tokenizer, self.tgt_tokenizer],
+            "shared_vocab": self.shared_vocab,
+            "vocab_size": self.vocab_size,
+            "train_limit": self.train_limit,
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / "tokenizers" / digest
+
+    def _corpus_identity(self) -> dict[str, Any]:
+        def stat(path: Path) -> list[Any]:
+            st = path.stat()
+            return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+
+        if self.corpus == "cmudict":
+            return {"name": "cmudict", "version": version("cmudict")}
+        if self.corpus == "bible_es_en":
+            return {"name": "bible_es_en", "file": stat(self._bible_path()), "langs": self._bible_langs()}
+        path = self.paths["train"]
+        if path is None:
+            raise ValueError('corpus="files" needs train_path to train tokenizers (or load them from a checkpoint)')
+        fmt = detect_format(path, self.format, self.src_lang, self.tgt_lang)
+        files = [Path(f"{path}.{lang}") for lang in (self.src_lang, self.tgt_lang)] if fmt == "moses" else [Path(path)]
+        missing = [f for f in files if not f.exists()]
+        if missing:
+            raise FileNotFoundError(f"file not found: {missing[0]}")
+        return {
+            "name": "files",
+            "format": fmt,
+            "langs": [self.src_lang, self.tgt_lang],
+            "files": [stat(f) for f in files],
+        }
+
+    def _ensure_tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        if self._tokenizers is None:
+            folder = self.tokenizer_dir()
+            src_file, tgt_file = folder / "src.json", folder / "tgt.json"
+            if src_file.is_file() and tgt_file.is_file():
+                self._tokenizers = (load_tokenizer(src_file), load_tokenizer(tgt_file))
+            else:
+                self._tokenizers = self._train_tokenizers()
+                self._tokenizers[0].save(src_file)
+                self._tokenizers[1].save(tgt_file)
+        return self._tokenizers
+
+    def _train_tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
+        records, _ = self._read("train")
+        sources = [r.src for r in records]
+        targets = [r.tgt for r in records]
+        if self.shared_vocab:
+            shared = train_tokenizer(self.src_tokenizer, sources + targets, vocab_size=self.vocab_size)
+            return shared, shared
+        return (
+            train_tokenizer(self.src_tokenizer, sources, vocab_size=self.vocab_size),
+            train_tokenizer(self.tgt_tokenizer, targets, vocab_size=self.vocab_size),
+        )
+
+    # ---- reading records
+
+    def _bible_path(self) -> Path:
+        path = corpora.bible_corpus_path(self.cache_dir)
+        if not path.is_file():
+            corpora.build_bible_corpus(path.parent)  # raises with the apt-get hint when SWORD modules are missing
+        return path
+
+    def _bible_langs(self) -> tuple[str, str]:
+        if (self.src_lang, self.tgt_lang) == ("src", "tgt"):
+            return "es", "en"
+        if {self.src_lang, self.tgt_lang} != {"es", "en"}:
+            raise ValueError(f'bible_es_en needs src_lang/tgt_lang "es"/"en", got {self.src_lang!r}/{self.tgt_lang!r}')
+        return self.src_lang, self.tgt_lang
+
+    def has_split(self, split: str) -> bool:
+        return self.corpus != "files" or self.paths[split] is not None
+
+    def _read(self, split: str) -> tuple[list[Record], SkipReport]:
+        """Records of one split and their reading report (warned later, together with length checks)."""
+        if split not in self._records:
+            limit = self.train_limit if split == "train" else None
+            if self.corpus == "files":
+                path = self.paths[split]
+                if path is None:
+                    raise ValueError(f'corpus="files" has no {split}_path set')
+                records, report = read_parallel(path, self.format, self.src_lang, self.tgt_lang, limit)
+                report.require(len(records))
+            elif self.corpus == "cmudict":
+                pairs = corpora.cmudict_records(split)[:limit]
+                records = [Record(w, refs, "cmudict", i, w) for i, (w, refs) in enumerate(pairs, start=1)]
+                report = SkipReport(f"cmudict ({split})", unit="record", total=len(records))
+            else:
+                records, report = self._read_bible(split, limit)
+            self._records[split] = (records, report)
+        return self._records[split]
+
+    def _read_bible(self, split: str, limit: int | None) -> tuple[list[Record], SkipReport]:
+        path = self._bible_path()
+        if self._bible_verses is None:  # one file holds every split: read it once
+            src_lang, tgt_lang = self._bible_langs()
+            self._bible_verses, file_report = read_jsonl(path, src_lang, tgt_lang, key_field="ref")
+            file_report.warn()
+            file_report.require(len(self._bible_verses))
+        records = [r for r in self._bible_verses if corpora.split_of(r.key, corpora.BIBLE_SPLIT) == split][:limit]
+        report = SkipReport(f"{path.name} ({split})", total=len(records))
+        report.require(len(records))
+        return records, report
+
+    # ---- encoding and loaders
+
+    def _encode(self, split: str) -> EncodedSplit:
+        if split not in self._encoded:
+            records, read_report = self._read(split)
+            report = read_report.copy()  # over-length joins the reading problems in one warning per file
+            src_tok, tgt_tok = self._ensure_tokenizers()
+            src_ids = src_tok.encode_batch([r.src for r in records])
+            tgt_ids = tgt_tok.encode_batch([r.tgt for r in records])
+            examples: list[Example] = []
+            for record, s, t in zip(records, src_ids, tgt_ids):
+                if len(s) > self.max_len or len(t) > self.max_len:
+                    report.skip("over-length", record.line)
+                    continue
+                examples.append(Example(len(examples), s, t, record.src, record.refs))
+            report.warn()
+            report.require(len(examples))
+            batches = token_budget_batches(
+                [len(e.src_ids) + 1 for e in examples],
+                [len(e.tgt_ids) + 2 for e in examples],  # type: ignore[arg-type]
+                self.max_tokens,
+                seed=self.seed if split == "train" else None,
+            )
+            self._encoded[split] = EncodedSplit(examples, batches)
+        return self._encoded[split]
+
+    def _encode_predict(self) -> EncodedSplit:
+        if "predict" not in self._encoded:
+            if self.predict_path is None:
+                raise ValueError("set predict_path (one source per line) to predict")
+            sources = read_sources(self.predict_path)
+            ids = self.src_tokenizer_obj.encode_batch(sources)
+            too_long = [i + 1 for i, s in enumerate(ids) if len(s) > self.max_len]
+            if too_long:
+                shown = ", ".join(map(str, too_long[:SHOWN_LINES]))
+                warnings.warn(
+                    f"{self.predict_path}: truncated {len(too_long)} of {len(ids)} sources to max_len={self.max_len} "
+                    f"tokens (lines {shown})",
+                    DataWarning,
+                    stacklevel=2,
+                )
+            examples = [Example(i, s[: self.max_len], None, text) for i, (s, text) in enumerate(zip(ids, sources))]
+            batches = token_budget_batches([len(e.src_ids) + 1 for e in examples], [0] * len(examples), self.max_tokens)
+            self._encoded["predict"] = EncodedSplit(examples, batches)
+        return self._encoded["predict"]
+
+    def prepare_data(self) -> None:
+        """Rank 0 only (Lightning): build the Bible corpus if needed and cache the tokenizers."""
+        if self.corpus == "bible_es_en":
+            self._bible_path()
+        if self.has_split("train") or self._tokenizers is not None:
+            self._ensure_tokenizers()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Tokenize and batch only the splits ``stage`` uses (all available ones for ``None``)."""
+        wanted = {"fit": ("train", "valid"), "validate": ("valid",), "test": ("test",), "predict": ()}
+        for split in wanted.get(stage or "", SPLITS):
+            if self.has_split(split):
+                self._encode(split)
+        if stage == "predict" or (stage is None and self.predict_path):
+            self._encode_predict()
+
+    def _loader(self, encoded: EncodedSplit, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            BatchDataset(encoded.examples, encoded.batches),
+            batch_size=None,
+            shuffle=shuffle,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._encode("train"), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        # Without a validation file (corpus="files") there is nothing to validate on; Lightning skips [].
+        return self._loader(self._encode("valid"), shuffle=False) if self.has_split("valid") else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._encode("test"), shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self._encode_predict(), shuffle=False)
+
+    def iter_batches(self, split: str) -> Iterator[dict[str, Any]]:
+        """Collated batches of a split in fixed order, without a DataLoader (handy for scripts and tests)."""
+        encoded = self._encode_predict() if split == "predict" else self._encode(split)
+        dataset = BatchDataset(encoded.examples, encoded.batches)
+        return (collate(dataset[i]) for i in range(len(dataset)))

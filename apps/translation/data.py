@@ -39,6 +39,7 @@ import random
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from core.tokenizers import (
     load_tokenizer,
     tokenizer_from_json,
     tokenizer_kinds,
-    train_tokenizer,
+    load_or_train,
 )
 
 CORPORA = ("cmudict", "bible_es_en", "files")
@@ -378,22 +379,38 @@ class BatchDataset(Dataset):
         return [self.examples[j] for j in self.batches[i]]
 
 
-def _pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
-    out = torch.full((len(rows), max(map(len, rows))), PAD_ID, dtype=torch.long)
+def _pad(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> torch.Tensor:
+    out = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
         out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
-def collate(examples: Sequence[Example]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SpecialIds:
+    """Where padding/BOS/EOS go. Core tokenizers all use 0/1/2; a pretrained Hugging Face
+    tokenizer (``hf:<dir>``) brings its model's own ids."""
+
+    src_pad: int = PAD_ID
+    src_eos: int = EOS_ID
+    tgt_pad: int = PAD_ID
+    tgt_bos: int = BOS_ID
+    tgt_eos: int = EOS_ID
+
+    @classmethod
+    def of(cls, src: Tokenizer, tgt: Tokenizer) -> "SpecialIds":
+        return cls(src.pad_id, src.eos_id, tgt.pad_id, tgt.bos_id, tgt.eos_id)
+
+
+def collate(examples: Sequence[Example], ids: SpecialIds = SpecialIds()) -> dict[str, Any]:
     """Pad one batch: source + EOS, BOS + target + EOS (see the module docstring for the layout)."""
     batch: dict[str, Any] = {
-        "src_ids": _pad([[*e.src_ids, EOS_ID] for e in examples]),
+        "src_ids": _pad([[*e.src_ids, ids.src_eos] for e in examples], ids.src_pad),
         "index": torch.tensor([e.index for e in examples], dtype=torch.long),
         "src_text": [e.src_text for e in examples],
     }
     if all(e.tgt_ids is not None for e in examples):
-        batch["tgt_ids"] = _pad([[BOS_ID, *e.tgt_ids, EOS_ID] for e in examples])  # type: ignore[misc]
+        batch["tgt_ids"] = _pad([[ids.tgt_bos, *e.tgt_ids, ids.tgt_eos] for e in examples], ids.tgt_pad)  # type: ignore[misc]
         batch["refs"] = [list(e.refs) for e in examples]
     return batch
 
@@ -421,7 +438,8 @@ class TranslationDataModule(L.LightningDataModule):
         format: "tsv", "moses", "jsonl" or "auto" (from the extension / Moses files).
         src_lang, tgt_lang: Moses suffixes and JSONL keys. For "bible_es_en" they
             pick the direction ("en"/"es"); the defaults mean Spanish to English.
-        src_tokenizer, tgt_tokenizer: tokenizer kinds ("char", "space", "bpe", "unigram").
+        src_tokenizer, tgt_tokenizer: tokenizer kinds ("char", "space", "bpe", "unigram"), or
+            "hf:<dir>" for the tokenizer saved beside a local Hugging Face checkpoint.
         shared_vocab: train one tokenizer on both sides and use it for both
             (needs equal kinds; lets a model tie source and target embeddings).
         vocab_size: per tokenizer, special tokens included.
@@ -460,8 +478,8 @@ class TranslationDataModule(L.LightningDataModule):
         if format not in FORMATS:
             raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
         for kind in (src_tokenizer, tgt_tokenizer):
-            if kind not in tokenizer_kinds():
-                raise ValueError(f"tokenizer kind must be one of {tokenizer_kinds()}, got {kind!r}")
+            if kind not in tokenizer_kinds() and not kind.startswith("hf:"):
+                raise ValueError(f"tokenizer kind must be one of {tokenizer_kinds()} or hf:<dir>, got {kind!r}")
         if shared_vocab and src_tokenizer != tgt_tokenizer:
             raise ValueError(f"shared_vocab needs one tokenizer kind, got {src_tokenizer!r} and {tgt_tokenizer!r}")
         if max_len < 1 or max_tokens < 2 * max_len + 3:
@@ -585,11 +603,11 @@ class TranslationDataModule(L.LightningDataModule):
         sources = [r.src for r in records]
         targets = [r.tgt for r in records]
         if self.shared_vocab:
-            shared = train_tokenizer(self.src_tokenizer, sources + targets, vocab_size=self.vocab_size)
+            shared = load_or_train(self.src_tokenizer, sources + targets, vocab_size=self.vocab_size)
             return shared, shared
         return (
-            train_tokenizer(self.src_tokenizer, sources, vocab_size=self.vocab_size),
-            train_tokenizer(self.tgt_tokenizer, targets, vocab_size=self.vocab_size),
+            load_or_train(self.src_tokenizer, sources, vocab_size=self.vocab_size),
+            load_or_train(self.tgt_tokenizer, targets, vocab_size=self.vocab_size),
         )
 
     # ---- reading records
@@ -708,7 +726,7 @@ class TranslationDataModule(L.LightningDataModule):
             BatchDataset(encoded.examples, encoded.batches),
             batch_size=None,
             shuffle=shuffle,
-            collate_fn=collate,
+            collate_fn=partial(collate, ids=SpecialIds.of(*self._ensure_tokenizers())),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
@@ -730,4 +748,5 @@ class TranslationDataModule(L.LightningDataModule):
         """Collated batches of a split in fixed order, without a DataLoader (handy for scripts and tests)."""
         encoded = self._encode_predict() if split == "predict" else self._encode(split)
         dataset = BatchDataset(encoded.examples, encoded.batches)
-        return (collate(dataset[i]) for i in range(len(dataset)))
+        ids = SpecialIds.of(*self._ensure_tokenizers())
+        return (collate(dataset[i], ids) for i in range(len(dataset)))

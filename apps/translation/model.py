@@ -15,6 +15,7 @@ from torchmetrics import MetricCollection
 from apps.translation.metrics import CorpusBLEU, CorpusChrF, PhonemeErrorRate, WordErrorRateMultiRef
 from core.generation import GenerationConfig, Hypothesis, generate
 from core.models import BackboneConfig, EncoderDecoder, Seq2SeqConfig
+from core.models.hf import HFEncoderDecoder
 from core.tokenizers import BOS_ID, EOS_ID, PAD_ID, tokenizer_from_json
 from core.training import OptimConfig, TrainingModule, load_checkpoint, token_loss
 
@@ -42,10 +43,13 @@ class TranslationModel(TrainingModule):
         decoding: GenerationConfig | None = None,
         metrics: list[str] | None = None,
         val_decode: bool = True,
+        hf_model_dir: str | None = None,
     ):
         """``src_vocab_size``/``tgt_vocab_size`` are linked from the datamodule by the CLI.
         ``decoding`` is used by validation/test/predict (greedy by default; beam for final scores).
-        ``metrics``: names from per, wer, chrf, bleu (default: per, wer, chrf for G2P)."""
+        ``metrics``: names from per, wer, chrf, bleu (default: per, wer, chrf for G2P).
+        ``hf_model_dir``: fine-tune a local Hugging Face seq2seq checkpoint (Marian, BART, T5 ...)
+        instead of the core backbone; pair it with ``data.src_tokenizer/tgt_tokenizer: hf:<dir>``."""
         super().__init__(_as(OptimConfig, optim))
         if src_vocab_size <= 0 or tgt_vocab_size <= 0:
             raise ValueError("src_vocab_size and tgt_vocab_size must be set (the CLI links them from the data)")
@@ -61,9 +65,15 @@ class TranslationModel(TrainingModule):
             "encoder": asdict(self.encoder_cfg), "decoder": asdict(self.decoder_cfg),
             "tie_output": tie_output, "share_embeddings": share_embeddings, "label_smoothing": label_smoothing,
             "optim": asdict(self.optim), "decoding": asdict(self.decoding), "metrics": metrics, "val_decode": val_decode,
+            "hf_model_dir": hf_model_dir,
         })
-        self.model = EncoderDecoder(Seq2SeqConfig(src_vocab_size, tgt_vocab_size, self.encoder_cfg, self.decoder_cfg,
-                                                  tie_output, share_embeddings), pad_id=PAD_ID)
+        if hf_model_dir:
+            self.model = HFEncoderDecoder(hf_model_dir)
+            self.pad_id, self.bos_id, self.eos_id = self.model.pad_id, self.model.bos_id, self.model.eos_id
+        else:
+            self.model = EncoderDecoder(Seq2SeqConfig(src_vocab_size, tgt_vocab_size, self.encoder_cfg, self.decoder_cfg,
+                                                      tie_output, share_embeddings), pad_id=PAD_ID)
+            self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
         self.val_metrics = MetricCollection({m: METRICS[m]() for m in metrics}, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self.tokenizers_json: dict[str, str] | None = None
@@ -102,7 +112,7 @@ class TranslationModel(TrainingModule):
     def _loss(self, batch):
         tgt = batch["tgt_ids"]
         hidden = self.model.features(batch["src_ids"], tgt[:, :-1])
-        return token_loss(hidden, self.model.head, tgt[:, 1:], PAD_ID, self.label_smoothing)
+        return token_loss(hidden, self.model.head, tgt[:, 1:], self.pad_id, self.label_smoothing)
 
     def training_step(self, batch, batch_idx):
         loss, nll, n = self._loss(batch)
@@ -139,7 +149,7 @@ class TranslationModel(TrainingModule):
     @torch.no_grad()
     def translate_ids(self, src_ids: torch.Tensor, cfg: GenerationConfig | None = None) -> list[list[Hypothesis]]:
         cfg = cfg or self.decoding
-        cfg = GenerationConfig(**{**asdict(cfg), "bos_id": BOS_ID, "eos_id": EOS_ID})
+        cfg = GenerationConfig(**{**asdict(cfg), "bos_id": self.bos_id, "eos_id": self.eos_id})
         was_training = self.model.training
         self.model.eval()
         try:
@@ -151,9 +161,10 @@ class TranslationModel(TrainingModule):
         """Plain strings in, n-best (text, score) lists out."""
         if not sources:
             return []
-        ids = [self.src_tokenizer.encode(s) + [EOS_ID] for s in sources]
+        tok = self.src_tokenizer
+        ids = [tok.encode(s) + [tok.eos_id] for s in sources]
         width = max(len(x) for x in ids)
-        src = torch.tensor([x + [PAD_ID] * (width - len(x)) for x in ids], device=self.device)
+        src = torch.tensor([x + [tok.pad_id] * (width - len(x)) for x in ids], device=self.device)
         return [[(self.tgt_tokenizer.decode(h.tokens), h.score) for h in hyps] for hyps in self.translate_ids(src, cfg)]
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from core.generation import GenerationConfig, generate
-from core.tokenizers import EOS_ID, PAD_ID, load_tokenizer
+from core.tokenizers import load_tokenizer
 
 
 class Translator:
@@ -29,22 +30,26 @@ class Translator:
 
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
+            self.ids = {"bos_id": module.bos_id, "eos_id": module.eos_id}
         else:
             from core.export import OnnxEncoderDecoder
 
             self.model = OnnxEncoderDecoder(onnx_dir)
+            self.ids = {"bos_id": self.model.generation_config().bos_id, "eos_id": self.model.generation_config().eos_id}
             self.src_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.src.json")
             self.tgt_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.tgt.json")
 
     @torch.no_grad()
     def __call__(self, sources: list[str], cfg: GenerationConfig, batch_size: int = 64) -> list[list[tuple[str, float]]]:
+        cfg = GenerationConfig(**{**asdict(cfg), **self.ids})
         results: list[list[tuple[str, float]]] = [[] for _ in sources]
         todo = sorted((i for i, s in enumerate(sources) if s.strip()), key=lambda i: len(sources[i]))
         for start in range(0, len(todo), batch_size):
             rows = todo[start:start + batch_size]
-            ids = [self.src_tok.encode(sources[i].strip()) + [EOS_ID] for i in rows]
+            tok = self.src_tok
+            ids = [tok.encode(sources[i].strip()) + [tok.eos_id] for i in rows]
             width = max(map(len, ids))
-            src = torch.tensor([x + [PAD_ID] * (width - len(x)) for x in ids])
+            src = torch.tensor([x + [tok.pad_id] * (width - len(x)) for x in ids])
             for i, hyps in zip(rows, generate(self.model, self.model.start(src), cfg)):
                 results[i] = [(self.tgt_tok.decode(h.tokens), h.score) for h in hyps]
         return results

@@ -18,6 +18,7 @@ from core.tokenizers.base import (
     tokenizer_kinds,
     train_tokenizer,
 )
+from core.tokenizers.hf import HFTokenizer, load_or_train
 from core.tokenizers.subword import BPETokenizer, SubwordTokenizer, UnigramTokenizer
 from core.tokenizers.symbols import CharTokenizer, SpaceTokenizer, SymbolTokenizer
 
@@ -29,12 +30,14 @@ __all__ = [
     "UNK_ID",
     "BPETokenizer",
     "CharTokenizer",
+    "HFTokenizer",
     "SpaceTokenizer",
     "SubwordTokenizer",
     "SymbolTokenizer",
     "Tokenizer",
     "UnigramTokenizer",
     "atomic_write_text",
+    "load_or_train",
     "load_tokenizer",
     "tokenizer_from_json",
     "tokenizer_kinds",

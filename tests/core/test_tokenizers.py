@@ -38,7 +38,7 @@ def trained(kind: str) -> Tokenizer:
 
 
 def test_all_kinds_registered():
-    assert tokenizer_kinds() == ["bpe", "char", "space", "unigram"]
+    assert tokenizer_kinds() == ["bpe", "char", "hf", "space", "unigram"]
 
 
 @pytest.mark.parametrize("kind", ["char", "space", "bpe", "unigram"])

@@ -321,7 +321,7 @@ def test_vocab_sizes_work_before_setup_and_are_cached(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("the cached tokenizers should have been loaded")
 
-    monkeypatch.setattr(data_module, "train_tokenizer", no_training)
+    monkeypatch.setattr(data_module, "load_or_train", no_training)
     again = TranslationDataModule(**dm.hparams)
     assert again.tokenizer_dir() == folder
     assert again.src_tokenizer_obj == dm.src_tokenizer_obj and again.tgt_vocab_size == dm.tgt_vocab_size

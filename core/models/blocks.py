@@ -6,7 +6,7 @@ from torch import nn
 
 from core.mixers import CrossAttention, State, build_mixer
 from core.models.config import BackboneConfig
-from core.nn import ADDITIVE, AdditivePositions, make_mlp, make_norm
+from core.nn import ADDITIVE, AdditivePositions, Dropout, make_mlp, make_norm
 
 
 class Block(nn.Module):
@@ -17,16 +17,23 @@ class Block(nn.Module):
         self.norm_cross = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps) if cross else None
         self.cross = CrossAttention(cfg) if cross else None
         self.norm_mlp = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
-        self.mlp = make_mlp(cfg.mlp, cfg.d_model, cfg.d_ff, cfg.bias, cfg.dropout)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.mlp = make_mlp(cfg.mlp, cfg.d_model, cfg.d_ff, cfg.bias, cfg.activation_dropout)
+        self.drop = Dropout(cfg.dropout)
 
-    def forward(self, x, state: State | None = None, mask=None, offset=0, memory: State | None = None):
+    def forward(self, x, state: State | None = None, mask=None, offset=0, memory: State | None = None,
+                real: torch.Tensor | None = None):
+        """``real``: flat indices of non-padding positions; when given, the position-wise MLP (half
+        of a block's FLOPs) runs on those rows only. Padding rows then keep stale values, which is
+        harmless: no real position attends to them (masked keys, or after the end in causal order)."""
         h, state = self.mixer(self.norm_mix(x), state=state, mask=mask, offset=offset)
         x = x + self.drop(h)
         if self.cross is not None:
             x = x + self.drop(self.cross(self.norm_cross(x), memory))
-        x = x + self.drop(self.mlp(self.norm_mlp(x)))
-        return x, state
+        if real is None:
+            return x + self.drop(self.mlp(self.norm_mlp(x))), state
+        flat = x.reshape(-1, x.shape[-1])
+        y = self.drop(self.mlp(self.norm_mlp(flat.index_select(0, real))))
+        return flat.index_add(0, real, y).view_as(x), state
 
 
 class Stack(nn.Module):
@@ -37,7 +44,7 @@ class Stack(nn.Module):
         super().__init__()
         self.cfg, self.causal = cfg, causal
         self.positions = AdditivePositions(cfg.position, cfg.max_len, cfg.d_model) if cfg.position in ADDITIVE else None
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.layers = nn.ModuleList(Block(cfg, name, causal, cross) for name in cfg.mixer_pattern())
         self.norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)
         self.apply(_init_weights)
@@ -46,14 +53,21 @@ class Stack(nn.Module):
         return [layer.mixer.init_state(batch, device, dtype) for layer in self.layers]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, states: list[State] | None = None,
-                offset: int | torch.Tensor = 0, memory: list[State] | None = None):
+                offset: int | torch.Tensor = 0, memory: list[State] | None = None,
+                real: torch.Tensor | None = None):
+        """``mask``: [B, T] key padding for the mixers. ``real``: [B, T] bool of positions whose
+        outputs matter; padding rows skip the MLP (see :class:`Block`)."""
         if self.positions is not None:
             x = self.positions(x, offset)
         x = self.drop(x)
+        index = None
+        # (data-dependent, so left out of exported graphs, which run one sequence per row anyway)
+        if real is not None and states is None and not torch.compiler.is_exporting() and not bool(real.all()):
+            index = real.reshape(-1).nonzero().squeeze(1)
         new_states = [] if states is not None else None
         for i, layer in enumerate(self.layers):
             x, s = layer(x, None if states is None else states[i], mask, offset,
-                         None if memory is None else memory[i])
+                         None if memory is None else memory[i], index)
             if new_states is not None:
                 new_states.append(s)
         return self.norm(x), new_states

@@ -24,8 +24,12 @@ class BackboneConfig:
     norm_eps: float = 1e-5
     position: str = "rope"
     max_len: int = 1024
+    #: on embeddings and on every residual branch
     dropout: float = 0.1
+    #: on attention weights
     attn_dropout: float = 0.0
+    #: inside the MLP, after the activation (fairseq's activation_dropout; costly on CPU, off by default)
+    activation_dropout: float = 0.0
     #: one mixer name for every layer, or a per-layer pattern repeated to n_layers (hybrids)
     mixer: str | list[str] = "attention"
     #: extra keyword options read by non-attention mixers (state size, expansion, chunk size ...)

@@ -27,10 +27,12 @@ class Decoder(nn.Module):
         return DecoderState(self.stack.init_state(batch, device, dtype), memory, 0)
 
     def forward(self, x: torch.Tensor, memory: list[State] | None = None, state: DecoderState | None = None,
-                mask: torch.Tensor | None = None):
-        """Training: ``state=None`` -> (hidden, None). Decoding: continues ``state`` -> (hidden, new state)."""
+                mask: torch.Tensor | None = None, real: torch.Tensor | None = None):
+        """Training: ``state=None`` -> (hidden, None). Decoding: continues ``state`` -> (hidden, new state).
+        ``mask`` is key padding (left-padded prompts); ``real`` marks positions whose outputs are used
+        (right padding needs no mask under causal attention, but skipping its MLP rows saves time)."""
         if state is None:
-            return self.stack(x, mask=mask, memory=memory)[0], None
+            return self.stack(x, mask=mask, memory=memory, real=real if real is not None else mask)[0], None
         h, layers = self.stack(x, mask=mask, states=state.layers, offset=state.offset, memory=state.memory)
         return h, DecoderState(layers, state.memory, state.offset + x.shape[1])
 

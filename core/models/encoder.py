@@ -19,4 +19,4 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, S, D] features; mask: [B, S] True for real positions."""
-        return self.stack(x, mask=mask)[0]
+        return self.stack(x, mask=mask, real=mask)[0]

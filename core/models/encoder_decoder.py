@@ -32,7 +32,8 @@ class EncoderDecoder(nn.Module):
         """Decoder hidden states [B, T, D] for teacher forcing; callers project only the positions
         they score, which saves the vocabulary matmul on padding."""
         memory, mask = self.encode(src_ids)
-        return self.decoder(self.tgt_embed(tgt_in), memory=self.decoder.memory_states(memory, mask))[0]
+        return self.decoder(self.tgt_embed(tgt_in), memory=self.decoder.memory_states(memory, mask),
+                            real=tgt_in != self.pad_id)[0]
 
     def forward(self, src_ids: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits [B, T, V]; ``tgt_in`` starts with BOS."""

@@ -1,10 +1,11 @@
 """Building blocks shared by every backbone."""
+from core.nn.dropout import Dropout, byte_dropout
 from core.nn.embedding import TokenEmbedding
 from core.nn.mlp import GeluMLP, SwiGLU, make_mlp
 from core.nn.norms import make_norm
 from core.nn.positions import ADDITIVE, ALL_POSITIONS, RELATIVE, AdditivePositions, Rotary, alibi_slopes, sinusoidal_table
 
 __all__ = [
-    "ADDITIVE", "ALL_POSITIONS", "RELATIVE", "AdditivePositions", "GeluMLP", "Rotary", "SwiGLU",
+    "ADDITIVE", "ALL_POSITIONS", "RELATIVE", "AdditivePositions", "Dropout", "byte_dropout", "GeluMLP", "Rotary", "SwiGLU",
     "TokenEmbedding", "alibi_slopes", "make_mlp", "make_norm", "sinusoidal_table",
 ]

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.nn.dropout import Dropout
+
 
 class SwiGLU(nn.Module):
     """Gated MLP (Shazeer 2020). Gate and up projections share one matmul for speed."""
@@ -13,7 +15,7 @@ class SwiGLU(nn.Module):
         super().__init__()
         self.w_in = nn.Linear(dim, 2 * hidden, bias=bias)
         self.w_out = nn.Linear(hidden, dim, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.w_in(x).chunk(2, dim=-1)
@@ -27,7 +29,7 @@ class GeluMLP(nn.Module):
         super().__init__()
         self.w_in = nn.Linear(dim, hidden, bias=bias)
         self.w_out = nn.Linear(hidden, dim, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_out(self.dropout(F.gelu(self.w_in(x))))

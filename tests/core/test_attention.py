@@ -112,3 +112,21 @@ def test_config_validation():
     with pytest.raises(ValueError, match="window"):
         BackboneConfig(window=1)
     assert BackboneConfig(n_layers=4, mixer=["attention", "attention"]).mixer_pattern() == ["attention"] * 4
+
+
+def test_padding_rows_skip_the_mlp_without_changing_real_outputs():
+    """Encoder-decoder outputs at real positions are identical with and without MLP row packing."""
+    from core.models import EncoderDecoder, Seq2SeqConfig
+
+    torch.manual_seed(0)
+    b = BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0)
+    model = EncoderDecoder(Seq2SeqConfig(30, 30, b, b)).eval()
+    src = torch.tensor([[5, 6, 7, 2, 0, 0], [8, 9, 10, 11, 12, 2]])
+    tgt = torch.tensor([[1, 5, 6, 0, 0], [1, 7, 8, 9, 10]])
+    packed = model.features(src, tgt)
+    memory, mask = model.encoder(model.src_embed(src), mask=src != 0), src != 0
+    unpacked = model.decoder.stack(model.tgt_embed(tgt), memory=model.decoder.memory_states(memory, mask))[0]
+    ref_memory = model.encoder.stack(model.src_embed(src), mask=mask)[0]  # no packing
+    torch.testing.assert_close(memory[mask], ref_memory[mask], rtol=1e-5, atol=1e-6)
+    real = tgt != 0
+    torch.testing.assert_close(packed[real], unpacked[real], rtol=1e-5, atol=1e-6)

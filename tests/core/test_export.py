@@ -93,10 +93,13 @@ def test_encoder_parity(exported):
         kv = model.decoder.memory_states(memory, mask)
     out = runner.encode(src)
     assert torch.equal(out["memory_mask"], mask)
-    torch.testing.assert_close(out["memory"], memory, atol=ATOL, rtol=0)
+    # Only real positions are compared: PyTorch skips the MLP on padding rows (see core.models.blocks),
+    # the exported graph does not, and cross-attention masks those rows either way.
+    torch.testing.assert_close(out["memory"][mask], memory[mask], atol=ATOL, rtol=0)
     for i, m in enumerate(kv):
-        torch.testing.assert_close(out[f"present.{i}.encoder.key"], m["key"], atol=ATOL, rtol=0)
-        torch.testing.assert_close(out[f"present.{i}.encoder.value"], m["value"], atol=ATOL, rtol=0)
+        for name in ("key", "value"):
+            got = out[f"present.{i}.encoder.{name}"].transpose(1, 2)[mask]
+            torch.testing.assert_close(got, m[name].transpose(1, 2)[mask], atol=ATOL, rtol=0)
 
 
 def test_decoder_steps_parity(exported):

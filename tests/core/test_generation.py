@@ -60,8 +60,9 @@ def test_wide_beam_finds_exhaustive_optimum(length_penalty):
     model = tiny_seq2seq(vocab=vocab, seed=1)
     src = torch.tensor([[3, 4, EOS]])
     best, best_score = None, float("-inf")
+    tokens = [t for t in range(vocab) if t not in (EOS, 0)]  # 0 is padding: never generated (see `no_pad`)
     for n in range(max_len):  # sequences of n tokens then EOS (the last step must be EOS)
-        for body in itertools.product([t for t in range(vocab) if t != EOS], repeat=n):
+        for body in itertools.product(tokens, repeat=n):
             ys = [BOS, *body, EOS]
             with torch.no_grad():
                 logp = F.log_softmax(model(src, torch.tensor([ys[:-1]]))[0], -1)
@@ -70,7 +71,8 @@ def test_wide_beam_finds_exhaustive_optimum(length_penalty):
             if score > best_score:
                 best, best_score = list(body), score
     cfg = GenerationConfig(strategy="beam", beam_size=25, max_len=max_len, length_penalty=length_penalty, n_best=3)
-    hyps = generate(model, model.start(src), cfg)[0]
+    no_pad = lambda row, prefix: [t for t in range(vocab) if t != 0]  # noqa: E731
+    hyps = generate(model, model.start(src), cfg, no_pad)[0]
     assert hyps[0].tokens == best
     assert hyps[0].score == pytest.approx(best_score, abs=1e-4)
     assert [h.score for h in hyps] == sorted([h.score for h in hyps], reverse=True)

@@ -19,6 +19,9 @@ from core.models.state import DecoderState
 
 #: (batch row, prefix tokens so far without BOS) -> allowed next-token ids, or None for no limit.
 AllowedTokens = Callable[[int, list[int]], Sequence[int] | None]
+#: (step, original batch row of each live hypothesis [n], log-probs [n, V]) -> edited log-probs.
+#: Vectorised, unlike AllowedTokens: for penalties, forced tokens, per-row length limits.
+LogitsProcessor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Decodable(Protocol):
@@ -52,14 +55,15 @@ class Hypothesis:
 
 def generate(model: Decodable, state: DecoderState, cfg: GenerationConfig,
              allowed_tokens: AllowedTokens | None = None,
-             generator: torch.Generator | None = None) -> list[list[Hypothesis]]:
+             generator: torch.Generator | None = None,
+             processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
     """One list of hypotheses (best first) per batch row of ``state``."""
     if cfg.strategy == "greedy":
-        return _left_to_right(model, state, cfg, allowed_tokens, None, n=1)
+        return _left_to_right(model, state, cfg, allowed_tokens, None, 1, processor)
     if cfg.strategy == "sample":
-        return _left_to_right(model, state, cfg, allowed_tokens, generator, n=cfg.n_best)
+        return _left_to_right(model, state, cfg, allowed_tokens, generator, cfg.n_best, processor)
     if cfg.strategy == "beam":
-        return beam_search(model, state, cfg, allowed_tokens)
+        return beam_search(model, state, cfg, allowed_tokens, processor)
     raise ValueError(f"unknown strategy {cfg.strategy!r}; expected greedy, beam or sample")
 
 
@@ -89,8 +93,8 @@ def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     return logits
 
 
-@torch.no_grad()
-def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[Hypothesis]]:
+@torch.inference_mode()
+def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None) -> list[list[Hypothesis]]:
     """Greedy (generator None) or ancestral sampling, ``n`` samples per row."""
     batch = state.batch_size
     rows = torch.arange(batch).repeat_interleave(n)
@@ -101,12 +105,15 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[H
     tokens: list[list[int]] = [[] for _ in rows]
     logprob = [0.0] * len(rows)
     ids = torch.full((len(rows), 1), cfg.bos_id, dtype=torch.long, device=_device(state))
+    live_rows = torch.as_tensor(rows, device=ids.device)  # original batch row of each live hypothesis
     for t in range(cfg.max_len):
         logits, state = model.step(ids, state)
         logits = logits[:, -1].float()
         if generator is not None:
             logits = logits / cfg.temperature
         logp = _constrain(F.log_softmax(logits, -1), [rows[a] for a in active], [tokens[a] for a in active], allowed)
+        if processor is not None:
+            logp = processor(t, live_rows, logp)
         if t < cfg.min_len:
             logp[:, cfg.eos_id] = float("-inf")
         if t == cfg.max_len - 1:  # out of room: end every sequence here
@@ -128,7 +135,7 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[H
             break
         if len(keep) < len(active):
             index = torch.as_tensor(keep, device=logp.device)
-            state, choice = state.index_select(index), choice[index]
+            state, choice, live_rows = state.index_select(index), choice[index], live_rows[index]
             active = [active[i] for i in keep]
         ids = choice[:, None]
     out = [Hypothesis(tokens[i], logprob[i], logprob[i]) for i in range(len(rows))]
@@ -136,9 +143,9 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int) -> list[list[H
     return [sorted(g, key=lambda h: -h.score) for g in groups]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
-                allowed: AllowedTokens | None = None) -> list[list[Hypothesis]]:
+                allowed: AllowedTokens | None = None, processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
     """Batched beam search with fairseq's stopping rule: a row is done once ``beam_size``
     hypotheses have ended with EOS; scores are length-normalised log-probabilities."""
     batch, k, device = state.batch_size, cfg.beam_size, _device(state)
@@ -154,6 +161,8 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
         logp = F.log_softmax(logits[:, -1].float(), -1)
         vocab = logp.shape[-1]
         logp = _constrain(logp, [r // k for r in range(batch * k)], seqs, allowed)
+        if processor is not None:
+            logp = processor(t, torch.arange(batch * k, device=device) // k, logp)
         if t < cfg.min_len:
             logp[:, cfg.eos_id] = float("-inf")
         if t == cfg.max_len - 1:

@@ -123,3 +123,25 @@ def test_decoder_lm_generation_continues_prompt():
             break
         ys.append(nxt)
     assert hyps.tokens == ys[4:]
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam"])
+def test_logits_processor_sets_per_row_lengths(strategy):
+    """A vectorised processor that ends row r after exactly 2 + r tokens (as a benchmark or a
+    length-controlled task would); rows that finish early leave the batch."""
+    model = tiny_seq2seq()
+    src = src_batch()
+    lengths = torch.tensor([2, 3, 4])
+    seen_sizes = []
+
+    def force_length(step, rows, logp):
+        seen_sizes.append(len(rows))
+        end = lengths[rows] == step
+        logp[:, EOS] = torch.where(end, logp[:, EOS], torch.full_like(logp[:, EOS], float("-inf")))
+        return torch.where(end[:, None] & (torch.arange(logp.shape[1]) != EOS), float("-inf"), logp)
+
+    cfg = GenerationConfig(strategy=strategy, beam_size=2, max_len=10)
+    hyps = generate(model, model.start(src), cfg, processor=force_length)
+    assert [len(h[0].tokens) for h in hyps] == [2, 3, 4]
+    if strategy == "greedy":
+        assert seen_sizes[:5] == [3, 3, 3, 2, 1]  # finished rows were dropped from the batch

@@ -107,27 +107,6 @@ class DecoderStepGraph(nn.Module):
         return tuple(out)
 
 
-# ----------------------------------------------------------------------------- NaN-safe attention
-
-def _safe_sdpa(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
-               scale: float | None = None, enable_gqa: bool = False):
-    """torchlib's SDPA translation, with fully masked rows giving 0 instead of NaN.
-
-    PyTorch's SDPA returns 0 for a query whose keys are all masked (a padded encoder position
-    whose sliding window holds only padding); ONNX Softmax over a row of -inf gives NaN, and a NaN
-    key/value then poisons every query through ``0 * NaN``. torchlib already patches this for
-    boolean masks but not for float masks (ALiBi bias); zeroing NaN outputs matches PyTorch when
-    the inputs are finite."""
-    from onnxscript import ir
-    from onnxscript import opset18 as op
-    from onnxscript.function_libs.torch_lib.ops.nn import aten_scaled_dot_product_attention
-
-    y = aten_scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
-    if attn_mask is None or attn_mask.dtype == ir.DataType.BOOL:
-        return y
-    return op.Where(op.IsNaN(y), op.CastLike(0.0, y), y)
-
-
 # ----------------------------------------------------------------------------- export
 
 def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: int = DEFAULT_OPSET,
@@ -176,7 +155,6 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
     tgt_len = torch.export.Dim("tgt_len")
     past_len = torch.export.Dim("past_len")
 
-    translations = {torch.ops.aten.scaled_dot_product_attention.default: _safe_sdpa}
     was_training = model.training
     model.eval()
     try:
@@ -185,7 +163,7 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
             enc_path = out_dir / ENCODER_FILE
             prog = torch.onnx.export(
                 EncoderGraph(model).eval(), (src,), dynamo=True, opset_version=opset, verbose=False,
-                custom_translation_table=translations, input_names=["src_ids"],
+                input_names=["src_ids"],
                 output_names=encoder_output_names(n_layers), dynamic_shapes=({0: batch, 1: src_len},))
             prog.save(enc_path, external_data=big)
 
@@ -199,7 +177,7 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
             dec_path = out_dir / DECODER_FILE
             prog = torch.onnx.export(
                 DecoderStepGraph(model).eval(), (ids, offset, mask, *past), dynamo=True, opset_version=opset,
-                verbose=False, custom_translation_table=translations, input_names=decoder_input_names(n_layers),
+                verbose=False, input_names=decoder_input_names(n_layers),
                 output_names=decoder_output_names(n_layers),
                 dynamic_shapes=({0: batch, 1: tgt_len}, None, {0: batch, 1: src_len},
                                 tuple(({0: batch, 2: past_len}, {0: batch, 2: past_len},

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from apps.translation.model import TranslationModel
 from apps.translation.train import main
@@ -117,3 +118,18 @@ def test_export_cli_parity(cache, tmp_path):
     translate_main(["--onnx", str(out), "--input", str(words), "--output", str(a), "--beam", "2"])
     translate_main(["--checkpoint", ckpt, "--input", str(words), "--output", str(b), "--beam", "2"])
     assert a.read_text() == b.read_text()
+
+
+def test_attention_plot(cache, tmp_path):
+    from apps.translation.plot import cross_attention, main as plot_main
+
+    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.max_steps", "5", "--trainer.val_check_interval", "5")])
+    ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+    model = TranslationModel.from_checkpoint(ckpt)
+    src, out, weights = cross_attention(model, "seqlab")
+    assert src[:6] == list("seqlab") and out[-1] == "</s>"
+    assert weights.shape == (1, len(out), len(src))  # tiny.yaml: one decoder layer
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, len(out)))
+    png = tmp_path / "att.png"
+    plot_main(["--checkpoint", ckpt, "--text", "seqlab", "-o", str(png)])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -33,7 +33,7 @@ class Block(nn.Module):
             return x + self.drop(self.mlp(self.norm_mlp(x))), state
         flat = x.reshape(-1, x.shape[-1])
         y = self.drop(self.mlp(self.norm_mlp(flat.index_select(0, real))))
-        return flat.index_add(0, real, y).view_as(x), state
+        return flat.index_add(0, real, y.to(flat.dtype)).view_as(x), state  # (autocast: y may be bf16)
 
 
 class Stack(nn.Module):

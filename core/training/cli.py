@@ -23,5 +23,7 @@ def run_cli(model_class, datamodule_class, args=None, links=(), run: bool = True
     cli_class = type("CLI", (SeqlabCLI,), {"links": tuple(links)})
     trainer_defaults = {"plugins": [{"class_path": "core.training.checkpoints.AtomicCheckpointIO"}]}
     trainer_defaults.update(kwargs.pop("trainer_defaults", {}))
+    # default_env: every option can also come from the environment, e.g. PL_FIT__TRAINER__MAX_STEPS=100
+    parser_kwargs = {"default_env": True, **kwargs.pop("parser_kwargs", {})}
     return cli_class(model_class, datamodule_class, args=args, run=run, trainer_defaults=trainer_defaults,
-                     save_config_kwargs={"overwrite": False}, **kwargs)
+                     save_config_kwargs={"overwrite": False}, parser_kwargs=parser_kwargs, **kwargs)

@@ -133,3 +133,13 @@ def test_attention_plot(cache, tmp_path):
     png = tmp_path / "att.png"
     plot_main(["--checkpoint", ckpt, "--text", "seqlab", "-o", str(png)])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_environment_overrides_and_bf16(cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PL_FIT__TRAINER__MAX_EPOCHS", "7")  # (options set in the --config file win over env)
+    with pytest.raises(SystemExit):
+        main(["fit", *tiny_args(cache, tmp_path), "--print_config"])
+    assert "max_epochs: 7" in capsys.readouterr().out
+    monkeypatch.delenv("PL_FIT__TRAINER__MAX_EPOCHS")
+    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed")])
+    assert cli.trainer.global_step == 2 and cli.trainer.precision == "bf16-mixed"

@@ -682,6 +682,8 @@ class TranslationDataModule(L.LightningDataModule):
                 self.max_tokens,
                 seed=self.seed if split == "train" else None,
             )
+            if split != "train":  # a fixed mixed order, so `limit_val_batches` sees all lengths, not the shortest
+                random.Random(self.seed).shuffle(batches)
             self._encoded[split] = EncodedSplit(examples, batches)
         return self._encoded[split]
 

@@ -162,14 +162,12 @@ def _decode(line: bytes) -> str | None:
         return None
 
 
-def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], SkipReport]:
-    """``source<TAB>target`` per line; blank lines are ignored, not counted."""
-    path = Path(path)
-    report = SkipReport(str(path))
-    records: list[Record] = []
+def _text_lines(path: Path, report: SkipReport, records: list, limit: int | None) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of ``path``, counting each in ``report`` and
+    skipping invalid UTF-8; stops once ``records`` holds ``limit`` records."""
     for lineno, raw in enumerate(_read_lines(path), start=1):
         if limit is not None and len(records) >= limit:
-            break
+            return
         if not raw.strip():
             continue
         report.total += 1
@@ -177,6 +175,15 @@ def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], 
         if text is None:
             report.skip("invalid UTF-8", lineno)
             continue
+        yield lineno, text
+
+
+def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], SkipReport]:
+    """``source<TAB>target`` per line; blank lines are ignored, not counted."""
+    path = Path(path)
+    report = SkipReport(str(path))
+    records: list[Record] = []
+    for lineno, text in _text_lines(path, report, records, limit):
         fields = text.split("\t")
         if len(fields) != 2:
             report.skip("missing column" if len(fields) < 2 else "extra column", lineno)
@@ -230,16 +237,7 @@ def read_jsonl(
     path = Path(path)
     report = SkipReport(str(path))
     records: list[Record] = []
-    for lineno, raw in enumerate(_read_lines(path), start=1):
-        if limit is not None and len(records) >= limit:
-            break
-        if not raw.strip():
-            continue
-        report.total += 1
-        text = _decode(raw)
-        if text is None:
-            report.skip("invalid UTF-8", lineno)
-            continue
+    for lineno, text in _text_lines(path, report, records, limit):
         try:
             obj = json.loads(text)
         except json.JSONDecodeError:

@@ -37,18 +37,29 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="cosine schedule length; default: the budget times a measured-ahead 1 step/s estimate")
     p.add_argument("--root", default="runs/bench/g2p_cmudict")
+    p.add_argument("--checkpoint", help="skip training: score this checkpoint of an earlier run of this script")
+    p.add_argument("--train-minutes", type=float, help="with --checkpoint: that run's training time, for the table")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more LightningCLI overrides")
     a = p.parse_args(argv)
     from apps.translation.train import main as train
 
     steps = a.steps or max(1000, int(to_seconds(a.max_time) * 0.85))  # measured ~0.9 steps/s on 2 cores
     common = ["--config", CONFIG, "--trainer.default_root_dir", a.root, *a.extra]
-    t0 = time.time()
-    cli = train(["fit", *common, "--trainer.max_time", a.max_time, "--trainer.max_steps", str(steps),
-                 "--model.optim.total_steps", str(steps)])
-    train_s = time.time() - t0
-    ckpt = cli.trainer.checkpoint_callback.best_model_path or cli.trainer.checkpoint_callback.last_model_path
-    steps_done = cli.trainer.global_step
+    if a.checkpoint:
+        ckpt, train_s = a.checkpoint, 60 * (a.train_minutes or float("nan"))
+        from core.training import load_checkpoint
+
+        steps_done = load_checkpoint(ckpt)["global_step"]
+    else:
+        t0 = time.time()
+        cli = train(["fit", *common, "--trainer.max_time", a.max_time, "--trainer.max_steps", str(steps),
+                     "--model.optim.total_steps", str(steps)])
+        train_s = time.time() - t0
+        # score the final weights, where the cosine schedule has decayed; ModelCheckpoint only
+        # saves at validation, which need not coincide with the last step
+        ckpt = str(Path(cli.trainer.log_dir) / "checkpoints" / "final.ckpt")
+        cli.trainer.save_checkpoint(ckpt)
+        steps_done = cli.trainer.global_step
     results = {}
     for name, decoding in [("greedy", ["--model.decoding.strategy", "greedy"]),
                            ("beam 5", ["--model.decoding.strategy", "beam", "--model.decoding.beam_size", "5"])]:

@@ -30,6 +30,9 @@ def _as(cls, value):
 
 
 class TranslationModel(TrainingModule):
+    #: options that do not change the weights: on ``test/predict --ckpt_path`` the command line wins
+    runtime_options = ("decoding", "metrics", "val_decode")
+
     def __init__(
         self,
         src_vocab_size: int = 0,

@@ -1,6 +1,7 @@
 """The thin LightningCLI wrapper every app's ``train.py`` calls."""
 from __future__ import annotations
 
+import copy
 import os
 
 from lightning.pytorch.cli import LightningCLI
@@ -15,6 +16,18 @@ class SeqlabCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for source, target in self.links:
             parser.link_arguments(source, target, apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI makes a checkpoint's hyperparameters override the command line, which is
+        right for the architecture but silently drops ``test --ckpt_path X --model.decoding.beam_size 5``.
+        Options a model lists in ``runtime_options`` (they do not change the weights) keep the value
+        from the config/command line."""
+        keep = getattr(self._model_class, "runtime_options", ())
+        sub = self.config.get("subcommand")
+        before = {k: copy.deepcopy(self.config[sub]["model"].get(k)) for k in keep} if sub else {}
+        super()._parse_ckpt_path()
+        for key, value in before.items():
+            self.config[sub]["model"][key] = value
 
 
 def run_cli(model_class, datamodule_class, args=None, links=(), run: bool = True, **kwargs) -> LightningCLI:

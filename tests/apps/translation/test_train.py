@@ -79,6 +79,12 @@ def test_short_fit_lowers_loss_and_checkpoint_translates(cache, tmp_path):
     lines = result.read_text().split("\n")
     assert len(lines) == 4 and lines[1] == "" and lines[0] and lines[2]  # blank input -> blank output
 
+    # decoding options given on the command line win over the checkpoint's hyperparameters
+    test = main(["test", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--model.decoding.strategy", "beam",
+                 "--model.decoding.beam_size", "3"])
+    assert test.model.decoding.strategy == "beam" and test.model.decoding.beam_size == 3
+    assert test.model.encoder_cfg == model.encoder_cfg
+
     pred = tmp_path / "pred.tsv"
     main(["predict", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--data.predict_path", str(words),
           "--trainer.callbacks+=apps.translation.model.WriteTranslations", "--trainer.callbacks.path", str(pred)])

@@ -45,10 +45,12 @@ def test_finetune_local_hf_checkpoint(hf_dir, tmp_path):
             "--trainer.max_steps", "40", "--trainer.val_check_interval", "40", "--model.optim.lr", "3e-3"]
     cli = main(args, run=False)
     assert type(cli.model.model.hf).__name__ == "MarianMTModel"
-    batch = next(iter(cli.datamodule.iter_batches("valid")))
-    pad = cli.datamodule.src_tokenizer_obj.pad_id
-    assert pad != 0 and (batch["src_ids"] == pad).any()  # the HF tokenizer's own padding id is used
-    assert (batch["tgt_ids"][:, 0] == cli.model.bos_id).all()
+    tok = cli.datamodule.src_tokenizer_obj
+    assert (tok.eos_id, tok.pad_id) == (0, 2)  # the HF tokenizer's own ids, not core's 0/1/2
+    for batch in cli.datamodule.iter_batches("valid"):
+        lengths = (batch["src_ids"] != tok.pad_id).sum(1)
+        assert (batch["src_ids"].gather(1, (lengths - 1)[:, None]) == tok.eos_id).all()  # source + its EOS
+        assert (batch["tgt_ids"][:, 0] == cli.model.bos_id).all()  # the model's decoder start token
     before = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/nll"]
     cli.trainer.fit(cli.model, cli.datamodule)
     after = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/nll"]

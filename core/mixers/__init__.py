@@ -2,8 +2,9 @@
 
 Importing this package registers every mixer family it holds.
 """
-from core.mixers import attention  # noqa: F401  (registers "attention")
+from core.mixers import attention, retnet  # noqa: F401  (registers "attention", "retnet")
 from core.mixers.attention import Attention, CrossAttention
 from core.mixers.base import MIXERS, Mixer, State, build_mixer, register_mixer
+from core.mixers.retnet import MultiScaleRetention
 
-__all__ = ["MIXERS", "Attention", "CrossAttention", "Mixer", "State", "build_mixer", "register_mixer"]
+__all__ = ["MIXERS", "Attention", "CrossAttention", "Mixer", "MultiScaleRetention", "State", "build_mixer", "register_mixer"]

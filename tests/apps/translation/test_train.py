@@ -149,3 +149,12 @@ def test_environment_overrides_and_bf16(cache, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("PL_FIT__TRAINER__MAX_EPOCHS")
     cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.fast_dev_run", "2", "--trainer.precision", "bf16-mixed")])
     assert cli.trainer.global_step == 2 and cli.trainer.precision == "bf16-mixed"
+
+
+@pytest.mark.parametrize("mixer", ["retnet", "[retnet,attention]"])
+def test_decoder_mixer_is_one_config_line(mixer, cache, tmp_path):
+    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.fast_dev_run", "2", "--model.decoder.mixer", mixer,
+                                  "--model.decoder.n_layers", "2")])
+    assert cli.trainer.global_step == 2
+    names = {type(layer.mixer).__name__ for layer in cli.model.model.decoder.stack.layers}
+    assert "MultiScaleRetention" in names

@@ -8,7 +8,36 @@ from core.models import BackboneConfig, DecoderLM, Encoder, EncoderDecoder, LMCo
 from core.models.blocks import Stack
 
 
-@pytest.mark.parametrize("mixer", ["retnet", ["retnet", "attention"]], ids=["retnet", "hybrid"])
+RECURRENT = ["retnet", "linear_attention"]
+
+
+def softmax_free_reference(mixer, x):
+    """Linear attention written as masked (quadratic) attention: the parallel form it must equal."""
+    b, t, _ = x.shape
+    h, dk = mixer.n_heads, mixer.dk
+    q, k, v = (y.view(b, t, h, dk).transpose(1, 2) for y in mixer.qkv(x).chunk(3, dim=-1))
+    q, k = torch.nn.functional.elu(q) + 1, torch.nn.functional.elu(k) + 1
+    scores = (q @ k.transpose(-1, -2)).tril()
+    o = (scores @ v) / (scores.sum(-1, keepdim=True) + mixer.eps)
+    return mixer.out(o.transpose(1, 2).reshape(b, t, h * dk))
+
+
+def test_linear_attention_matches_quadratic_form():
+    from core.mixers import LinearAttention
+
+    torch.manual_seed(0)
+    m = LinearAttention(BackboneConfig(d_model=16, n_heads=2, mixer_options={"chunk": 4}), causal=True)
+    x = torch.randn(2, 10, 16, requires_grad=True)
+    y, _ = m(x)
+    ref = softmax_free_reference(m, x)
+    torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-5)
+    g1 = torch.autograd.grad(y.sum(), x)[0]
+    g2 = torch.autograd.grad(ref.sum(), x)[0]
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mixer", RECURRENT + [["retnet", "attention"], ["linear_attention", "attention"]],
+                         ids=RECURRENT + ["retnet-hybrid", "linear-hybrid"])
 def test_prefill_and_steps_equal_full_forward(mixer):
     torch.manual_seed(0)
     cfg = BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0, mixer=mixer, mixer_options={"chunk": 4})
@@ -24,11 +53,12 @@ def test_prefill_and_steps_equal_full_forward(mixer):
     torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-4, atol=1e-5)
 
 
-def test_left_padding_leaves_the_state_untouched():
+@pytest.mark.parametrize("mixer", RECURRENT)
+def test_left_padding_leaves_the_state_untouched(mixer):
     """A left-padded prompt ends in the same state, with the same outputs, as the unpadded one
     placed at the same positions: padding neither writes to nor decays the state."""
     torch.manual_seed(0)
-    cfg = BackboneConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.0, mixer="retnet", position="none")
+    cfg = BackboneConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.0, mixer=mixer, position="none")
     stack = Stack(cfg, causal=True).eval()
     x = torch.randn(1, 5, 16)
     padded = torch.cat([torch.randn(1, 3, 16), x], 1)
@@ -39,9 +69,10 @@ def test_left_padding_leaves_the_state_untouched():
     torch.testing.assert_close(y_b[:, 3:], y_a, rtol=1e-5, atol=1e-6)
 
 
-def test_generate_with_constant_state_size():
+@pytest.mark.parametrize("mixer", RECURRENT)
+def test_generate_with_constant_state_size(mixer):
     torch.manual_seed(0)
-    lm = DecoderLM(LMConfig(20, BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0, mixer="retnet"))).eval()
+    lm = DecoderLM(LMConfig(20, BackboneConfig(d_model=32, n_layers=2, n_heads=4, dropout=0.0, mixer=mixer))).eval()
     state = lm.start(2)
     sizes = []
     ids = torch.tensor([[1], [1]])
@@ -72,6 +103,7 @@ def test_encoder_decoder_with_recurrent_decoder_decodes_like_full_recompute():
         assert h[0].tokens == ys[1:]
 
 
-def test_encoder_refuses_causal_only_mixer():
+@pytest.mark.parametrize("mixer", RECURRENT)
+def test_encoder_refuses_causal_only_mixer(mixer):
     with pytest.raises(ValueError, match="causal-only"):
-        Encoder(BackboneConfig(d_model=16, n_heads=2, mixer="retnet"))
+        Encoder(BackboneConfig(d_model=16, n_heads=2, mixer=mixer))

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torchmetrics import MetricCollection
 
 from apps.translation.metrics import CorpusBLEU, CorpusChrF, PhonemeErrorRate, WordErrorRateMultiRef
+from core.io import atomic_write_text
 from core.generation import GenerationConfig, Hypothesis, generate
 from core.models import BackboneConfig, EncoderDecoder, Seq2SeqConfig
 from core.models.hf import HFEncoderDecoder
@@ -186,6 +187,4 @@ class WriteTranslations(BasePredictionWriter):
         if self.path is None:
             print(text, end="")
         else:
-            from core.training import atomic_write
-
-            atomic_write(self.path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            atomic_write_text(self.path, text)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
-from core.ops.gated_linear import gated_linear_chunk, gated_linear_step
+from core.ops.gated_linear import gated_linear
 
 
 @register_mixer("linear_attention")
@@ -40,11 +40,7 @@ class LinearAttention(Mixer):
         v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # last column accumulates the normaliser
         g = x.new_zeros(b, h, t)
         s0 = None if state is None else state["state"]
-        if t == 1 and s0 is not None:
-            o, s = gated_linear_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], g[:, :, 0], s0, 1.0)
-            o = o[:, :, None]
-        else:
-            o, s = gated_linear_chunk(q, k, v, g, s0, 1.0, chunk=self.chunk)
+        o, s = gated_linear(q, k, v, g, s0, 1.0, chunk=self.chunk)
         o = o[..., :dk] / (o[..., dk:] + self.eps)
         y = self.out(o.transpose(1, 2).reshape(b, t, h * dk))
         return y, (None if state is None else {"state": s})

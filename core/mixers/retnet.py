@@ -18,7 +18,7 @@ from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
 from core.nn.positions import Rotary
-from core.ops.gated_linear import gated_linear_chunk, gated_linear_step
+from core.ops.gated_linear import gated_linear
 
 
 @register_mixer("retnet")
@@ -54,11 +54,7 @@ class MultiScaleRetention(Mixer):
             k, g = k * keep[..., None], g * keep
         scale = 1 / math.sqrt(dk)
         s0 = None if state is None else state["state"]
-        if t == 1 and s0 is not None:
-            o, s = gated_linear_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], g[:, :, 0], s0, scale)
-            o = o[:, :, None]
-        else:
-            o, s = gated_linear_chunk(q, k, v, g, s0, scale, chunk=self.chunk)
+        o, s = gated_linear(q, k, v, g, s0, scale, chunk=self.chunk)
         o = F.rms_norm(o, (dv,)).transpose(1, 2).reshape(b, t, h * dv)
         y = self.out(o * F.silu(gate))
         return y, (None if state is None else {"state": s})

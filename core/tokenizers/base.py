@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from core.io import atomic_write_text
 
 PAD_ID = 0
 BOS_ID = 1
@@ -153,21 +154,3 @@ def tokenizer_from_json(s: str) -> Tokenizer:
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
     return tokenizer_from_json(Path(path).read_text(encoding="utf-8"))
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``.
-
-    Used for every cache and corpus file: a crash or a concurrent reader (two
-    DDP ranks) sees either the old file or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

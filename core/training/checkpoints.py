@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +11,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from core.io import atomic_write, atomic_write_text
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -77,9 +62,9 @@ def save_portable(directory: str | Path, model: nn.Module, config: dict[str, Any
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / "model.safetensors", lambda tmp: save_model(model, tmp))
-    atomic_write(directory / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2)))
+    atomic_write_text(directory / "config.json", json.dumps(config, indent=2))
     for name, text in (tokenizers or {}).items():
-        atomic_write(directory / f"tokenizer.{name}.json", lambda tmp, t=text: Path(tmp).write_text(t))
+        atomic_write_text(directory / f"tokenizer.{name}.json", text)
     return directory
 
 

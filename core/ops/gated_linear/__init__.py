@@ -8,7 +8,8 @@ input-dependent), mLSTM without its normaliser (g = log forget gate), linear att
 Per-channel gates (GLA, HGRN2) extend it and come next.
 """
 from core.ops.gated_linear.chunk import gated_linear_chunk
+from core.ops.gated_linear.dispatch import gated_linear
 from core.ops.gated_linear.naive import gated_linear_naive
 from core.ops.gated_linear.step import gated_linear_step
 
-__all__ = ["gated_linear_chunk", "gated_linear_naive", "gated_linear_step"]
+__all__ = ["gated_linear", "gated_linear_chunk", "gated_linear_naive", "gated_linear_step"]

@@ -55,6 +55,30 @@ def register_mixer(name: str):
 
 
 def build_mixer(name: str, cfg: "BackboneConfig", causal: bool) -> Mixer:
+    """A causal-only mixer (a recurrence) asked for bidirectional use runs twice: once left to
+    right and once right to left, outputs summed (as BiMamba / Caduceus / Hydra do)."""
     if name not in MIXERS:
         raise ValueError(f"unknown mixer {name!r}; registered: {sorted(MIXERS)}")
+    if not causal and not MIXERS[name].bidirectional:
+        return Bidirectional(MIXERS[name](cfg, causal=True), MIXERS[name](cfg, causal=True))
     return MIXERS[name](cfg, causal=causal)
+
+
+class Bidirectional(Mixer):
+    """Two causal mixers, one reading the sequence reversed. Right padding becomes left padding
+    in the reversed copy, which recurrent mixers skip through their mask (padding neither writes
+    to nor decays their state)."""
+
+    def __init__(self, forward_mixer: Mixer, backward_mixer: Mixer):
+        super().__init__()
+        self.fwd, self.bwd = forward_mixer, backward_mixer
+
+    def init_state(self, batch, device, dtype):
+        raise TypeError("a bidirectional mixer sees the whole sequence at once; it has no decoding state")
+
+    def forward(self, x, state=None, mask=None, offset=0):
+        if state is not None:
+            raise TypeError("a bidirectional mixer cannot continue from a state")
+        y_fwd, _ = self.fwd(x, mask=mask, offset=offset)
+        y_bwd, _ = self.bwd(x.flip(1), mask=None if mask is None else mask.flip(1), offset=offset)
+        return y_fwd + y_bwd.flip(1), None

@@ -1,4 +1,5 @@
 """Building blocks shared by every backbone."""
+from core.nn.causal_conv import CausalConv1d
 from core.nn.dropout import Dropout, byte_dropout
 from core.nn.embedding import TokenEmbedding
 from core.nn.mlp import GeluMLP, SwiGLU, make_mlp
@@ -6,6 +7,6 @@ from core.nn.norms import make_norm
 from core.nn.positions import ADDITIVE, ALL_POSITIONS, RELATIVE, AdditivePositions, Rotary, alibi_slopes, sinusoidal_table
 
 __all__ = [
-    "ADDITIVE", "ALL_POSITIONS", "RELATIVE", "AdditivePositions", "Dropout", "byte_dropout", "GeluMLP", "Rotary", "SwiGLU",
+    "ADDITIVE", "ALL_POSITIONS", "RELATIVE", "AdditivePositions", "CausalConv1d", "Dropout", "byte_dropout", "GeluMLP", "Rotary", "SwiGLU",
     "TokenEmbedding", "alibi_slopes", "make_mlp", "make_norm", "sinusoidal_table",
 ]

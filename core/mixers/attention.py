@@ -49,6 +49,8 @@ def attention_mask(q_len: int, k_len: int, causal: bool, window: int | None,
 class Attention(Mixer):
     """Self-attention. ``causal`` is decided by the backbone (Encoder: False, Decoder: True)."""
 
+    fixed_state = False  # the KV cache grows by one key per token (capped by a sliding window)
+
     def __init__(self, cfg, causal: bool):
         super().__init__()
         d, h = cfg.d_model, cfg.n_heads

@@ -30,6 +30,8 @@ class Mixer(nn.Module):
 
     #: False for mixers that can only look backwards (recurrences); the Encoder checks this.
     bidirectional: bool = True
+    #: False for mixers whose decoding state grows with the sequence (attention's KV cache)
+    fixed_state: bool = True
 
     def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> State:
         raise NotImplementedError

@@ -15,10 +15,15 @@ every decoding step.
     inputs   input_ids                                int64 [batch, tgt_len]
              offset                                   int64 []   absolute position of input_ids[:, 0]
              memory_mask                              bool  [batch, src_len]
-             past_key_values.{i}.decoder.{key,value}  float [batch, n_kv_heads, past_len, head_dim]
+             past_key_values.{i}.decoder.{key,value}  float [batch, n_kv_heads, past_len, head_dim]  attention layer i
+             state.{i}.{name}                         float [batch, ...fixed]    recurrent layer i (mixer.init_state)
              past_key_values.{i}.encoder.{key,value}  float [batch, n_heads, src_len, head_dim]
     outputs  logits                                   float [batch, tgt_len, tgt_vocab]
              present.{i}.decoder.{key,value}          float [batch, n_kv_heads, present_len, head_dim]
+             present.{i}.state.{name}                 float [batch, ...fixed]
+
+A decoder with any recurrent layer exports its single-token step (``tgt_len`` = 1): the step is
+the form that runs in O(1) per token, and the runner feeds a prompt one token at a time.
 
 ``past_len`` may be 0 (the first step). ``offset`` is separate from ``past_len`` because a
 sliding-window cache keeps only the last ``window - 1`` keys, so ``present_len`` stops growing
@@ -55,14 +60,39 @@ def encoder_output_names(n_layers: int) -> list[str]:
     return ["memory", "memory_mask"] + [f"present.{i}.encoder.{kv}" for i in range(n_layers) for kv in ("key", "value")]
 
 
-def decoder_input_names(n_layers: int) -> list[str]:
-    return ["input_ids", "offset", "memory_mask"] + [
-        f"past_key_values.{i}.{part}.{kv}"
-        for i in range(n_layers) for part in ("decoder", "encoder") for kv in ("key", "value")]
+#: a decoder layer's self-state in the graphs: None = attention KV cache, else the recurrent state's names
+LayerSpec = "list[str] | None"
 
 
-def decoder_output_names(n_layers: int) -> list[str]:
-    return ["logits"] + [f"present.{i}.decoder.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+def decoder_layer_specs(model: EncoderDecoder) -> list[list[str] | None]:
+    specs = []
+    for layer in model.decoder.stack.layers:
+        mixer = layer.mixer
+        specs.append(None if isinstance(mixer, Attention) else sorted(mixer.init_state(1, "cpu", torch.float32)))
+    return specs
+
+
+def _specs(layers) -> list[list[str] | None]:
+    return [None] * layers if isinstance(layers, int) else list(layers)
+
+
+def _self_names(prefix: str, i: int, spec: list[str] | None) -> list[str]:
+    if spec is None:
+        return [f"{prefix}.{i}.decoder.{kv}" for kv in ("key", "value")]
+    return [f"{'state' if prefix == 'past_key_values' else 'present'}.{i}{'.state' if prefix == 'present' else ''}.{n}"
+            for n in spec]
+
+
+def decoder_input_names(layers: int | list[list[str] | None]) -> list[str]:
+    """``layers``: the number of (all-attention) layers, or :func:`decoder_layer_specs`."""
+    names = ["input_ids", "offset", "memory_mask"]
+    for i, spec in enumerate(_specs(layers)):
+        names += _self_names("past_key_values", i, spec) + [f"past_key_values.{i}.encoder.{kv}" for kv in ("key", "value")]
+    return names
+
+
+def decoder_output_names(layers: int | list[list[str] | None]) -> list[str]:
+    return ["logits"] + [n for i, spec in enumerate(_specs(layers)) for n in _self_names("present", i, spec)]
 
 
 # ----------------------------------------------------------------------------- export-only adapters
@@ -86,24 +116,26 @@ class EncoderGraph(nn.Module):
 class DecoderStepGraph(nn.Module):
     """Flat-tensor front end of :meth:`EncoderDecoder.step`: rebuilds a :class:`DecoderState` from
     graph inputs (``offset`` as a tensor, which :mod:`core.nn.positions` supports) and flattens
-    the new self-attention caches back out. Per layer ``past`` holds decoder key, decoder value,
-    encoder key, encoder value (the order of :func:`decoder_input_names`)."""
+    the new self-states back out, in the order of :func:`decoder_input_names`: per layer its
+    self-state (KV cache or recurrent state tensors), then the encoder key and value."""
 
     def __init__(self, model: EncoderDecoder):
         super().__init__()
         self.model = model
-        self.n_layers = len(model.decoder.stack.layers)
+        self.specs = decoder_layer_specs(model)
 
     def forward(self, input_ids: torch.Tensor, offset: torch.Tensor, memory_mask: torch.Tensor, *past: torch.Tensor):
-        layers, memory = [], []
-        for i in range(self.n_layers):
-            dk, dv, ek, ev = past[4 * i: 4 * i + 4]
-            layers.append({"key": dk, "value": dv})
+        layers, memory, pos = [], [], 0
+        for spec in self.specs:
+            names = ["key", "value"] if spec is None else spec
+            layers.append(dict(zip(names, past[pos: pos + len(names)])))
+            ek, ev = past[pos + len(names): pos + len(names) + 2]
             memory.append({"key": ek, "value": ev, "mask": memory_mask})
+            pos += len(names) + 2
         logits, state = self.model.step(input_ids, DecoderState(layers, memory, offset))
         out = [logits]
-        for s in state.layers:
-            out += [s["key"], s["value"]]
+        for spec, s in zip(self.specs, state.layers):
+            out += [s[n] for n in (["key", "value"] if spec is None else spec)]
         return tuple(out)
 
 
@@ -127,15 +159,13 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
     if not dynamo:
         raise ValueError("export_encoder_decoder needs dynamo=True: the TorchScript exporter cannot "
                          "export rms_norm and bakes shape-dependent branches into the graph")
-    for i, layer in enumerate(model.decoder.stack.layers):
-        if not isinstance(layer.mixer, Attention):
-            raise NotImplementedError(f"decoder layer {i} uses {type(layer.mixer).__name__}; only attention "
-                                      "decoders export for now (recurrent states would be state.{i}.*)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = model.cfg
     n_layers = cfg.decoder.n_layers
-    attn = model.decoder.stack.layers[0].mixer
+    specs = decoder_layer_specs(model)
+    step_only = any(spec is not None for spec in specs)
+    attn = next((layer.mixer for layer in model.decoder.stack.layers if isinstance(layer.mixer, Attention)), None)
     cross = model.decoder.stack.layers[0].cross
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
@@ -144,7 +174,7 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
     # Example sizes are all different (and >= 2) so that no two dynamic axes get unified and
     # none is specialised to 0/1; the graphs still run with past_len 0 and batch/tgt_len 1.
     # A private generator keeps the caller's RNG state untouched.
-    b, s, t, p = 2, 7, 3, 5
+    b, s, t, p = 2, 7, (1 if step_only else 3), 5
     gen = torch.Generator().manual_seed(0)
     src = torch.randint(0, cfg.src_vocab_size, (b, s), generator=gen)
     src[src == model.pad_id] = (model.pad_id + 1) % cfg.src_vocab_size
@@ -169,19 +199,28 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
 
             memory, mask = model.encode(src)
             past: list[torch.Tensor] = []
-            for m in model.decoder.memory_states(memory, mask):
-                cache = torch.randn(b, attn.n_kv_heads, p, attn.head_dim, generator=gen).to(device, dtype)
-                past += [cache, cache.clone(), m["key"], m["value"]]
+            past_shapes: list[dict] = []
+            for layer, spec, m in zip(model.decoder.stack.layers, specs, model.decoder.memory_states(memory, mask)):
+                if spec is None:
+                    mixer = layer.mixer
+                    cache = torch.randn(b, mixer.n_kv_heads, p, mixer.head_dim, generator=gen).to(device, dtype)
+                    past += [cache, cache.clone()]
+                    past_shapes += [{0: batch, 2: past_len}] * 2
+                else:  # a random (not zero) state, so no input looks constant to the exporter
+                    state = layer.mixer.init_state(b, device, dtype)
+                    past += [torch.randn(state[n].shape, generator=gen).to(device, dtype) for n in spec]
+                    past_shapes += [{0: batch}] * len(spec)
+                past += [m["key"], m["value"]]
+                past_shapes += [{0: batch, 2: src_len}] * 2
             ids = torch.randint(0, cfg.tgt_vocab_size, (b, t), generator=gen).to(device)
             offset = torch.tensor(p, dtype=torch.long, device=device)
             dec_path = out_dir / DECODER_FILE
             prog = torch.onnx.export(
                 DecoderStepGraph(model).eval(), (ids, offset, mask, *past), dynamo=True, opset_version=opset,
-                verbose=False, input_names=decoder_input_names(n_layers),
-                output_names=decoder_output_names(n_layers),
-                dynamic_shapes=({0: batch, 1: tgt_len}, None, {0: batch, 1: src_len},
-                                tuple(({0: batch, 2: past_len}, {0: batch, 2: past_len},
-                                       {0: batch, 2: src_len}, {0: batch, 2: src_len}) * n_layers)))
+                verbose=False, input_names=decoder_input_names(specs),
+                output_names=decoder_output_names(specs),
+                dynamic_shapes=({0: batch} if step_only else {0: batch, 1: tgt_len}, None, {0: batch, 1: src_len},
+                                tuple(past_shapes)))
             _name_present_axis(prog.model)
             prog.save(dec_path, external_data=big)
     finally:
@@ -196,19 +235,24 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
         "torch": torch.__version__,
         "n_layers": n_layers,
         "d_model": cfg.decoder.d_model,
-        "n_heads": attn.n_heads,
-        "n_kv_heads": attn.n_kv_heads,
-        "head_dim": attn.head_dim,
+        "n_heads": attn.n_heads if attn else None,
+        "n_kv_heads": attn.n_kv_heads if attn else None,
+        "head_dim": attn.head_dim if attn else None,
         "cross_heads": cross.n_heads,
-        "window": attn.window,
+        "window": attn.window if attn else None,
+        # per decoder layer: null = attention KV cache, else {state name: shape without the batch}
+        "layer_states": [None if spec is None else {n: list(st[n].shape[1:]) for n in spec}
+                         for spec, st in zip(specs, (None if sp is None else layer.mixer.init_state(1, "cpu", dtype)
+                                                     for sp, layer in zip(specs, model.decoder.stack.layers)))],
+        "step_only": step_only,
         "src_vocab_size": cfg.src_vocab_size,
         "tgt_vocab_size": cfg.tgt_vocab_size,
         "pad_id": model.pad_id,
         "max_src_len": _max_len(cfg.encoder),
         "max_tgt_len": _max_len(cfg.decoder),
         "encoder_outputs": encoder_output_names(n_layers),
-        "decoder_inputs": decoder_input_names(n_layers),
-        "decoder_outputs": decoder_output_names(n_layers),
+        "decoder_inputs": decoder_input_names(specs),
+        "decoder_outputs": decoder_output_names(specs),
         "model_config": dataclasses.asdict(cfg),
         "metadata": dict(metadata or {}),
     }

@@ -51,8 +51,11 @@ class OnnxEncoderDecoder:
         self._enc_out = self.config["encoder_outputs"]
         self._dec_in = self.config["decoder_inputs"]
         self._dec_out = self.config["decoder_outputs"]
+        #: per layer: None (attention cache) or {state name: shape without batch} (recurrent mixer)
+        self.layer_states: list[dict | None] = self.config.get("layer_states") or [None] * self.n_layers
+        self.step_only: bool = self.config.get("step_only", False)
         types = {i.name: i.type for i in self.decoder.get_inputs()}
-        cache_type = types["past_key_values.0.decoder.key"]
+        cache_type = types["past_key_values.0.encoder.key"]
         if cache_type not in _ORT_TO_NUMPY:
             raise ValueError(f"cache type {cache_type} has no numpy equivalent; export the model in float32/float16")
         self.dtype = _ORT_TO_NUMPY[cache_type]
@@ -75,9 +78,13 @@ class OnnxEncoderDecoder:
         batch = mask.shape[0]
         c = self.config
         layers, memory = [], []
-        for i in range(self.n_layers):
-            empty = torch.from_numpy(np.zeros((batch, c["n_kv_heads"], 0, c["head_dim"]), dtype=self.dtype))
-            layers.append({"key": empty, "value": empty.clone()})
+        for i, spec in enumerate(self.layer_states):
+            if spec is None:
+                empty = torch.from_numpy(np.zeros((batch, c["n_kv_heads"], 0, c["head_dim"]), dtype=self.dtype))
+                layers.append({"key": empty, "value": empty.clone()})
+            else:
+                layers.append({n: torch.from_numpy(np.zeros((batch, *shape), dtype=self.dtype))
+                               for n, shape in spec.items()})
             memory.append({"key": enc[f"present.{i}.encoder.key"], "value": enc[f"present.{i}.encoder.value"],
                            "mask": mask})
         return DecoderState(layers, memory, 0)
@@ -85,21 +92,32 @@ class OnnxEncoderDecoder:
     # -------------------------------------------------------------- decoder
 
     def step(self, ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
-        """Consume ``ids`` [B, T] (one token or a prefill chunk) -> logits [B, T, V], new state."""
+        """Consume ``ids`` [B, T] (one token or a prefill chunk) -> logits [B, T, V], new state.
+        A step-only graph (recurrent decoder) consumes a chunk one token at a time."""
+        if self.step_only and ids.shape[1] > 1:
+            outs = []
+            for j in range(ids.shape[1]):
+                logits, state = self.step(ids[:, j:j + 1], state)
+                outs.append(logits)
+            return torch.cat(outs, 1), state
         ids = _as_int64(ids)
         limit = self.config.get("max_tgt_len")
         if limit is not None and state.offset + ids.shape[1] > limit:
             raise ValueError(f"sequence of length {state.offset + ids.shape[1]} exceeds max_len={limit}")
         feed = {"input_ids": ids, "offset": np.asarray(state.offset, dtype=np.int64),
                 "memory_mask": _np(state.memory[0]["mask"])}
-        for i in range(self.n_layers):
-            feed[f"past_key_values.{i}.decoder.key"] = _np(state.layers[i]["key"])
-            feed[f"past_key_values.{i}.decoder.value"] = _np(state.layers[i]["value"])
+        for i, spec in enumerate(self.layer_states):
+            if spec is None:
+                feed[f"past_key_values.{i}.decoder.key"] = _np(state.layers[i]["key"])
+                feed[f"past_key_values.{i}.decoder.value"] = _np(state.layers[i]["value"])
+            else:
+                feed.update({f"state.{i}.{n}": _np(state.layers[i][n]) for n in spec})
             feed[f"past_key_values.{i}.encoder.key"] = _np(state.memory[i]["key"])
             feed[f"past_key_values.{i}.encoder.value"] = _np(state.memory[i]["value"])
-        outs = [torch.from_numpy(a) for a in self.decoder.run(self._dec_out, feed)]
-        layers = [{"key": outs[1 + 2 * i], "value": outs[2 + 2 * i]} for i in range(self.n_layers)]
-        return outs[0], DecoderState(layers, state.memory, state.offset + ids.shape[1])
+        outs = iter(torch.from_numpy(a) for a in self.decoder.run(self._dec_out, feed))
+        logits = next(outs)
+        layers = [{n: next(outs) for n in (("key", "value") if spec is None else spec)} for spec in self.layer_states]
+        return logits, DecoderState(layers, state.memory, state.offset + ids.shape[1])
 
     # -------------------------------------------------------------- convenience for CLIs
 

@@ -7,6 +7,11 @@ from typing import Any
 
 from core.nn.positions import ALL_POSITIONS
 
+#: named hybrids: ``mixer: griffin`` is Griffin's pattern (De et al. 2024) of two recurrent
+#: (RG-LRU) blocks per local-attention block; set ``window`` for the local attention span
+#: (Griffin uses 1024; without it the attention layers are global).
+HYBRIDS: dict[str, list[str]] = {"griffin": ["rglru", "rglru", "attention"]}
+
 
 @dataclass
 class BackboneConfig:
@@ -52,6 +57,7 @@ class BackboneConfig:
     def mixer_pattern(self) -> list[str]:
         """Mixer name of each layer: ``[gla, attention]`` over 4 layers -> gla, attention, gla, attention."""
         names = [self.mixer] if isinstance(self.mixer, str) else list(self.mixer)
+        names = [layer for name in names for layer in HYBRIDS.get(name, [name])]
         if not names or self.n_layers % len(names):
             raise ValueError(f"mixer pattern {names} does not tile n_layers={self.n_layers}")
         return names * (self.n_layers // len(names))

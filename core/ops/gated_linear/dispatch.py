@@ -6,9 +6,10 @@ from core.ops.gated_linear.chunk import gated_linear_chunk
 from core.ops.gated_linear.step import gated_linear_step
 
 
-def gated_linear(q, k, v, g, state=None, scale: float | None = None, chunk: int = 64):
-    """Shapes as in :func:`gated_linear_chunk`; returns (o [B, H, T, Dv], final state)."""
+def gated_linear(q, k, v, g, state=None, scale: float | None = None, chunk: int = 64, u=None):
+    """Shapes as in :func:`gated_linear_chunk` (g: [B, H, T] per head or [B, H, T, Dk] per
+    channel; u: [H, Dk] RWKV-6 bonus or None); returns (o [B, H, T, Dv], final state)."""
     if q.shape[2] == 1 and state is not None:
-        o, s = gated_linear_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], g[:, :, 0], state, scale)
+        o, s = gated_linear_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], g[:, :, 0], state, scale, u=u)
         return o[:, :, None], s
-    return gated_linear_chunk(q, k, v, g, state, scale, chunk=chunk)
+    return gated_linear_chunk(q, k, v, g, state, scale, chunk=chunk, u=u)

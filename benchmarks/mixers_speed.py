@@ -1,0 +1,293 @@
+"""Speed and memory of every sequence mixer on this machine, with peers measured in the same run.
+
+    python benchmarks/mixers_speed.py                      # batch 4, d_model 512, T = 512, 2048, 8192; recorded
+    python benchmarks/mixers_speed.py --quick              # T = 256, 1024, no 32k decode (not recorded)
+    python benchmarks/mixers_speed.py --mixers mamba gla --lengths 2048
+
+For each mixer (one layer, fp32, both cores):
+
+* training: forward + backward tokens/s at each length, and peak resident memory of that step;
+* (a) its naive recurrence (the ops' ``*_naive`` reference swapped into the mixer's module, so the
+  projections are identical and only the sequence kernel differs) at T = 2048;
+* (b) Hugging Face transformers' implementation of the same layer where one exists: ``MambaMixer``
+  and ``Mamba2Mixer`` (their CPU ``torch_forward`` path), and RWKV's nearest layer in HF
+  (``RwkvSelfAttention``, RWKV-4: a different, simpler time mix — listed for scale, not parity);
+* (c) causal SDPA attention of the same width (the ``attention`` row; ratios in ``vs attn``);
+* decoding: per-token latency of one step after a prefill of 1k and of 32k tokens (batch 1);
+* achieved matmul FLOP/s in training (``torch.utils.flop_counter``: matmul/conv/SDPA FLOPs only)
+  against the measured fp32 and bf16 matmul peak of this machine.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib
+import inspect
+import os
+import pkgutil
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks.common import markdown_table, record  # noqa: E402
+import core.ops  # noqa: E402
+from core.mixers import MIXERS, build_mixer  # noqa: E402
+from core.models import BackboneConfig  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def _status(field: str) -> int:
+    """A /proc/self/status field in bytes (VmRSS, VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextmanager
+def peak_memory(out: dict):
+    """Peak resident memory above the starting point (resets the kernel's high-water mark)."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _status("VmRSS")
+    yield
+    out["peak"] = max(0, _status("VmHWM") - base)
+
+
+def timed(fn, reps: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n**3 / timed(lambda: a @ b, reps=5, warmup=2)
+
+
+def train_step(module, x: torch.Tensor, call):
+    """One forward + backward through ``call(module, x) -> y``; returns nothing (timed by caller)."""
+    def run():
+        x.grad = None
+        for p in module.parameters():
+            p.grad = None
+        y = call(module, x)
+        y.backward(torch.ones_like(y))
+    return run
+
+
+def ours(module, x):
+    return module(x)[0]
+
+
+def matmul_flops(module, x, call) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        train_step(module, x, call)()
+    return counter.get_total_flops()
+
+
+# ----------------------------------------------------------------------------- naive swap
+
+def _fast_to_naive() -> dict:
+    """``{fast_fn: naive_fn}`` from every op package that exports ``name`` and ``name_naive``."""
+    pairs = {}
+    for info in pkgutil.iter_modules(core.ops.__path__):
+        pkg = importlib.import_module(f"core.ops.{info.name}")
+        for name in dir(pkg):
+            naive = getattr(pkg, f"{name}_naive", None)
+            if naive is not None and callable(getattr(pkg, name)):
+                pairs[getattr(pkg, name)] = naive
+    return pairs
+
+
+@contextmanager
+def naive_kernels(mixer: torch.nn.Module):
+    """Swap the fast kernels a mixer's module calls for their naive references (kwargs the reference
+    does not take, such as ``chunk``, are dropped). Yields whether anything was swapped."""
+    module = sys.modules[type(mixer).__module__]
+    pairs = _fast_to_naive()
+    saved = {}
+    for attr, value in list(vars(module).items()):
+        if callable(value) and value in pairs:
+            naive = pairs[value]
+            accepted = set(inspect.signature(naive).parameters)
+
+            def call(*args, _naive=naive, _accepted=accepted, **kwargs):
+                return _naive(*args, **{k: v for k, v in kwargs.items() if k in _accepted})
+
+            saved[attr] = value
+            setattr(module, attr, call)
+    try:
+        yield bool(saved)
+    finally:
+        for attr, value in saved.items():
+            setattr(module, attr, value)
+
+
+# ----------------------------------------------------------------------------- HF peers
+
+def hf_peer(name: str, d_model: int, ours_module):
+    """(module, call) for HF's implementation of the same layer at the same sizes, or None."""
+    try:
+        if name == "mamba":
+            from transformers import MambaConfig
+            from transformers.models.mamba.modeling_mamba import MambaMixer
+
+            n_state = ours_module.A_log.shape[1] if hasattr(ours_module, "A_log") else 16
+            cfg = MambaConfig(hidden_size=d_model, state_size=n_state, expand=2, conv_kernel=4, use_mambapy=False)
+            return MambaMixer(cfg, layer_idx=0), lambda m, x: m(x)
+        if name == "mamba2":
+            from transformers import Mamba2Config
+            from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer
+
+            headdim = getattr(ours_module, "headdim", 64)
+            n_state = getattr(ours_module, "d_state", 64)
+            cfg = Mamba2Config(hidden_size=d_model, state_size=n_state, expand=2, head_dim=headdim,
+                               num_heads=2 * d_model // headdim, n_groups=getattr(ours_module, "ngroups", 1),
+                               conv_kernel=4, chunk_size=getattr(ours_module, "chunk", 64))
+            return Mamba2Mixer(cfg, layer_idx=0), lambda m, x: m(x)
+        if name == "rwkv6":
+            from transformers import RwkvConfig
+            from transformers.models.rwkv.modeling_rwkv import RwkvSelfAttention
+
+            cfg = RwkvConfig(hidden_size=d_model, attention_hidden_size=d_model)
+            return RwkvSelfAttention(cfg, layer_id=0), lambda m, x: m(x)[0]
+    except Exception as err:  # an HF version without the class: report, don't fail the whole run
+        print(f"  (no HF peer for {name}: {type(err).__name__}: {err})")
+    return None
+
+
+# ----------------------------------------------------------------------------- decode latency
+
+def decode_latency(mixer, d_model: int, context: int, steps: int = 32) -> float:
+    """Seconds per token of single-token steps after a prefill of ``context`` tokens (batch 1)."""
+    with torch.no_grad():
+        state = mixer.init_state(1, torch.device("cpu"), torch.float32)
+        for start in range(0, context, 4096):  # prefill in pieces (bounded activation memory)
+            piece = torch.randn(1, min(4096, context - start), d_model)
+            _, state = mixer(piece, state=state, offset=start)
+        x = torch.randn(1, 1, d_model)
+        for _ in range(3):
+            mixer(x, state=state, offset=context)
+        start_t = time.perf_counter()
+        s = state
+        for i in range(steps):
+            _, s = mixer(x, state=s, offset=context + i)
+        return (time.perf_counter() - start_t) / steps
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mixers", nargs="+", default=None, help="default: every registered mixer")
+    p.add_argument("--lengths", nargs="+", type=int, default=[512, 2048, 8192])
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--d-model", type=int, default=512)
+    p.add_argument("--n-heads", type=int, default=8)
+    p.add_argument("--naive-length", type=int, default=2048)
+    p.add_argument("--contexts", nargs="+", type=int, default=[1024, 32768])
+    p.add_argument("--hf-max-length", type=int, default=2048,
+                   help="HF's CPU Mamba paths materialise [B, D, T, N]; longer lengths are skipped")
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.lengths, args.naive_length, args.contexts = [256, 1024], 256, [256, 1024]
+    torch.manual_seed(0)
+    mixers = args.mixers or sorted(MIXERS)
+    d, b = args.d_model, args.batch
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    print(f"matmul peak: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
+          f"(cpu capability {torch.backends.cpu.get_cpu_capability()})", flush=True)
+    max_len = max(args.lengths + args.contexts) + 64
+    cfg = BackboneConfig(d_model=d, n_heads=args.n_heads, dropout=0.0, max_len=max_len, n_layers=1)
+    flop_len = args.naive_length
+
+    results: dict[str, dict] = {}
+    for name in mixers:
+        mixer = build_mixer(name, cfg, causal=True)
+        r: dict = {"tps": {}, "peak": {}}
+        for t in args.lengths:
+            x = torch.randn(b, t, d, requires_grad=True)
+            reps = 3 if t <= 2048 else 2
+            mem: dict = {}
+            with peak_memory(mem):
+                sec = timed(train_step(mixer, x, ours), reps=reps)
+            r["tps"][t], r["peak"][t] = b * t / sec, mem["peak"]
+            print(f"{name:22s} T={t:5d}  {b * t / sec:9.0f} tok/s  peak {mem['peak'] / 2**20:7.0f} MB", flush=True)
+        x = torch.randn(b, flop_len, d, requires_grad=True)
+        seconds = b * flop_len / r["tps"][flop_len] if flop_len in r["tps"] else timed(train_step(mixer, x, ours), 1)
+        r["flops_per_s"] = matmul_flops(mixer, x, ours) / seconds
+        with naive_kernels(mixer) as swapped:
+            if swapped:
+                sec = timed(train_step(mixer, x, ours), reps=1, warmup=0)
+                r["naive"] = b * flop_len / sec
+                print(f"{name:22s} naive T={flop_len}: {r['naive']:.0f} tok/s", flush=True)
+        peer = hf_peer(name, d, mixer)
+        if peer is not None:
+            module, call = peer
+            r["hf"] = {}
+            for t in [t for t in args.lengths if t <= args.hf_max_length]:
+                xh = torch.randn(b, t, d, requires_grad=True)
+                sec = timed(train_step(module, xh, call), reps=2)
+                r["hf"][t] = b * t / sec
+                print(f"{name:22s} HF T={t}: {r['hf'][t]:.0f} tok/s", flush=True)
+        mixer.eval()
+        r["decode"] = {c: decode_latency(mixer, d, c) for c in args.contexts}
+        print(f"{name:22s} decode " + ", ".join(f"{c}: {1e3 * s:.2f} ms" for c, s in r["decode"].items()), flush=True)
+        results[name] = r
+        del mixer
+        gc.collect()
+
+    attn = results.get("attention")
+    lengths, (c_lo, c_hi) = args.lengths, (args.contexts[0], args.contexts[-1])
+    header = (["mixer"] + [f"T={t} tok/s" for t in lengths] + [f"vs attn T={t}" for t in lengths]
+              + [f"vs naive T={flop_len}", "vs HF"] + [f"decode ms @{c_lo}", f"@{c_hi}", "ratio"]
+              + [f"peak MB T={lengths[-1]}", f"GFLOP/s T={flop_len}", "% fp32 peak"])
+    rows = []
+    for name, r in results.items():
+        row = [name] + [f"{r['tps'][t]:,.0f}" for t in lengths]
+        row += [f"{r['tps'][t] / attn['tps'][t]:.2f}x" if attn else "-" for t in lengths]
+        row.append(f"{r['tps'][flop_len] / r['naive']:.0f}x" if "naive" in r and flop_len in r["tps"] else "-")
+        row.append(", ".join(f"{r['tps'][t] / v:.1f}x @{t}" for t, v in r["hf"].items()) if r.get("hf") else "-")
+        lo, hi = r["decode"][c_lo], r["decode"][c_hi]
+        row += [f"{1e3 * lo:.2f}", f"{1e3 * hi:.2f}", f"{hi / lo:.2f}"]
+        row += [f"{r['peak'][lengths[-1]] / 2**20:,.0f}", f"{r['flops_per_s'] / 1e9:.1f}",
+                f"{100 * r['flops_per_s'] / peak32:.0f} %"]
+        rows.append(row)
+    table = markdown_table(header, rows)
+    notes = (f"One mixer layer, batch {b}, d_model {d}, {args.n_heads} heads, fp32, forward + backward. "
+             f"Matmul peak measured in the same run: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
+             f"(no AMX here: bf16 is not faster, so fp32 is the default). 'vs naive' swaps the op's per-token "
+             f"reference into the same layer; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
+             f"(HF CPU paths; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "
+             f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only.")
+    if args.quick:
+        print(table + "\n\n" + notes)
+    else:
+        record("Sequence mixers: training speed, decoding latency, memory (CPU)",
+               "python benchmarks/mixers_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               table, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -33,11 +33,14 @@ class TrainingModule(L.LightningModule):
 
     def configure_optimizers(self):
         # No weight decay on norms, biases and embeddings: decaying them hurts and buys nothing.
+        # Mixers mark their dynamics parameters (SSM A/dt, implicit filters) with
+        # ``p._no_weight_decay = True`` (mamba_ssm's convention): decay would pull them to zero.
         decay, no_decay = [], []
         for name, p in self.named_parameters():
             if not p.requires_grad:
                 continue
-            (no_decay if p.ndim < 2 or "embed" in name else decay).append(p)
+            skip = p.ndim < 2 or "embed" in name or getattr(p, "_no_weight_decay", False)
+            (no_decay if skip else decay).append(p)
         o = self.optim
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": o.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas), eps=o.eps)

@@ -93,6 +93,13 @@ def train_step(module, x: torch.Tensor, call):
     return run
 
 
+def _forward(module, x, call):
+    def run():
+        with torch.no_grad():
+            call(module, x)
+    return run
+
+
 def ours(module, x):
     return module(x)[0]
 
@@ -206,12 +213,13 @@ def main(argv=None):
     p.add_argument("--n-heads", type=int, default=8)
     p.add_argument("--naive-length", type=int, default=2048)
     p.add_argument("--contexts", nargs="+", type=int, default=[1024, 32768])
-    p.add_argument("--hf-max-length", type=int, default=2048,
-                   help="HF's CPU Mamba paths materialise [B, D, T, N]; longer lengths are skipped")
+    p.add_argument("--hf-train-length", type=int, default=256,
+                   help="length of the forward+backward comparison with HF (its CPU backward is quadratic in T)")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
-        args.lengths, args.naive_length, args.contexts = [256, 1024], 256, [256, 1024]
+        args.lengths, args.naive_length, args.contexts, args.hf_train_length = [256, 1024], 256, [256, 1024], 128
     torch.manual_seed(0)
     mixers = args.mixers or sorted(MIXERS)
     d, b = args.d_model, args.batch
@@ -244,13 +252,19 @@ def main(argv=None):
                 print(f"{name:22s} naive T={flop_len}: {r['naive']:.0f} tok/s", flush=True)
         peer = hf_peer(name, d, mixer)
         if peer is not None:
+            # HF's CPU Mamba paths loop over tokens with per-step indexing, which makes their backward
+            # quadratic in T (minutes at T=1024): training is compared at a short length, the forward
+            # pass (prefill / inference) at the naive length.
             module, call = peer
+            t_short = args.hf_train_length
             r["hf"] = {}
-            for t in [t for t in args.lengths if t <= args.hf_max_length]:
-                xh = torch.randn(b, t, d, requires_grad=True)
-                sec = timed(train_step(module, xh, call), reps=2)
-                r["hf"][t] = b * t / sec
-                print(f"{name:22s} HF T={t}: {r['hf'][t]:.0f} tok/s", flush=True)
+            for label, t, grad in (("fwd+bwd", t_short, True), ("fwd", flop_len, False)):
+                xs = torch.randn(b, t, d, requires_grad=grad)
+                fns = [train_step(m, xs, c) if grad else _forward(m, xs, c) for m, c in ((mixer, ours), (module, call))]
+                ours_s, hf_s = (timed(f, reps=2) for f in fns)
+                r["hf"][f"{label} T={t}"] = hf_s / ours_s
+                print(f"{name:22s} vs HF {label} T={t}: ours {b * t / ours_s:.0f} tok/s, HF {b * t / hf_s:.0f} tok/s "
+                      f"= {hf_s / ours_s:.1f}x", flush=True)
         mixer.eval()
         r["decode"] = {c: decode_latency(mixer, d, c) for c in args.contexts}
         print(f"{name:22s} decode " + ", ".join(f"{c}: {1e3 * s:.2f} ms" for c, s in r["decode"].items()), flush=True)
@@ -268,7 +282,7 @@ def main(argv=None):
         row = [name] + [f"{r['tps'][t]:,.0f}" for t in lengths]
         row += [f"{r['tps'][t] / attn['tps'][t]:.2f}x" if attn else "-" for t in lengths]
         row.append(f"{r['tps'][flop_len] / r['naive']:.0f}x" if "naive" in r and flop_len in r["tps"] else "-")
-        row.append(", ".join(f"{r['tps'][t] / v:.1f}x @{t}" for t, v in r["hf"].items()) if r.get("hf") else "-")
+        row.append(", ".join(f"{v:.1f}x {k}" for k, v in r["hf"].items()) if r.get("hf") else "-")
         lo, hi = r["decode"][c_lo], r["decode"][c_hi]
         row += [f"{1e3 * lo:.2f}", f"{1e3 * hi:.2f}", f"{hi / lo:.2f}"]
         row += [f"{r['peak'][lengths[-1]] / 2**20:,.0f}", f"{r['flops_per_s'] / 1e9:.1f}",
@@ -279,9 +293,9 @@ def main(argv=None):
              f"Matmul peak measured in the same run: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
              f"(no AMX here: bf16 is not faster, so fp32 is the default). 'vs naive' swaps the op's per-token "
              f"reference into the same layer; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
-             f"(HF CPU paths; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "
+             f"(HF CPU paths, same weights' shapes; forward+backward at a short length because HF's CPU backward is quadratic in T, forward alone at the naive length; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "
              f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only.")
-    if args.quick:
+    if args.quick or args.no_record:
         print(table + "\n\n" + notes)
     else:
         record("Sequence mixers: training speed, decoding latency, memory (CPU)",

@@ -48,3 +48,22 @@ def test_encoder_decoder_with_recurrent_decoder_decodes_like_full_recompute():
                     break
                 ys.append(nxt)
         assert h[0].tokens == ys[1:]
+
+
+def test_griffin_pattern_is_two_rglru_layers_per_local_attention_layer():
+    from core.models.blocks import Stack
+
+    cfg = BackboneConfig(d_model=32, n_layers=6, n_heads=4, dropout=0.0, mixer="griffin", window=4)
+    assert cfg.mixer_pattern() == ["rglru", "rglru", "attention"] * 2
+    torch.manual_seed(0)
+    stack = Stack(cfg, causal=True).eval()
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        full, _ = stack(x)
+        states = stack.init_state(2, x.device, x.dtype)
+        outs = []
+        for i in range(10):  # past the window: the attention cache stays at window - 1 keys
+            y, states = stack(x[:, i:i + 1], states=states, offset=i)
+            outs.append(y)
+    torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-4, atol=1e-5)
+    assert states[2]["key"].shape[2] == 3

@@ -6,7 +6,8 @@
 
 For each mixer (one layer, fp32, both cores):
 
-* training: forward + backward tokens/s at each length, and peak resident memory of that step;
+* training: forward + backward tokens/s at each length, and peak resident memory of that step
+  (measured in a fresh process, above the layer and its input);
 * (a) its naive recurrence (the ops' ``*_naive`` reference swapped into the mixer's module, so the
   projections are identical and only the sequence kernel differs) at T = 2048;
 * (b) Hugging Face transformers' implementation of the same layer where one exists: ``MambaMixer``
@@ -28,6 +29,7 @@ import pkgutil
 import statistics
 import sys
 import time
+import subprocess
 from contextlib import contextmanager
 
 import torch
@@ -54,18 +56,24 @@ def _status(field: str) -> int:
     return 0
 
 
-@contextmanager
-def peak_memory(out: dict):
-    """Peak resident memory above the starting point (resets the kernel's high-water mark)."""
+def peak_memory(name: str, t: int, b: int, d: int, n_heads: int) -> int:
+    """Peak resident memory of one training step, above the memory of the layer and its input.
+
+    Measured in a fresh process: in this one, memory freed by earlier measurements stays mapped
+    by the allocator and is reused without showing up in the high-water mark."""
+    out = subprocess.run([sys.executable, __file__, "--peak-of", name, str(t), str(b), str(d), str(n_heads)],
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1])
+
+
+def _peak_child(name: str, t: int, b: int, d: int, n_heads: int) -> None:
+    cfg = BackboneConfig(d_model=d, n_heads=n_heads, dropout=0.0, max_len=t + 64, n_layers=1)
+    mixer = build_mixer(name, cfg, causal=True)
+    x = torch.randn(b, t, d, requires_grad=True)
     gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
     base = _status("VmRSS")
-    yield
-    out["peak"] = max(0, _status("VmHWM") - base)
+    train_step(mixer, x, ours)()
+    print(_status("VmHWM") - base)
 
 
 def timed(fn, reps: int, warmup: int = 1) -> float:
@@ -111,15 +119,27 @@ def matmul_flops(module, x, call) -> int:
 
     with FlopCounterMode(display=False) as counter:
         train_step(module, x, call)()
-    return counter.get_total_flops()
+    counts = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    # torch's formula for convolution_backward ignores groups (a depthwise conv's backward counts
+    # as a dense one, ~1000x too many): count it as input + weight gradients, 2x the forward
+    conv_bwd = counts.pop("aten.convolution_backward.default", counts.pop("aten.convolution_backward", 0))
+    conv_fwd = counts.get("aten.convolution.default", counts.get("aten.convolution", 0))
+    return sum(counts.values()) + (2 * conv_fwd if conv_bwd else 0)
 
 
 # ----------------------------------------------------------------------------- naive swap
+
+#: op packages whose reference is not the same recurrence run token by token but a different,
+#: quadratic algorithm: fftconv_naive applies the [C, T, T] Toeplitz matrix (8 GB at T=2048, d 512)
+QUADRATIC_REFERENCES = {"fftconv"}
+
 
 def _fast_to_naive() -> dict:
     """``{fast_fn: naive_fn}`` from every op package that exports ``name`` and ``name_naive``."""
     pairs = {}
     for info in pkgutil.iter_modules(core.ops.__path__):
+        if info.name in QUADRATIC_REFERENCES:
+            continue
         pkg = importlib.import_module(f"core.ops.{info.name}")
         for name in dir(pkg):
             naive = getattr(pkg, f"{name}_naive", None)
@@ -207,6 +227,10 @@ def decode_latency(mixer, d_model: int, context: int, steps: int = 32) -> float:
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--peak-of"]:  # the child process of peak_memory
+        name, *sizes = argv[1:]
+        return _peak_child(name, *map(int, sizes))
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mixers", nargs="+", default=None, help="default: every registered mixer")
     p.add_argument("--lengths", nargs="+", type=int, default=[512, 2048, 8192])
@@ -240,11 +264,9 @@ def main(argv=None):
         for t in args.lengths:
             x = torch.randn(b, t, d, requires_grad=True)
             reps = 3 if t <= 2048 else 2
-            mem: dict = {}
-            with peak_memory(mem):
-                sec = timed(train_step(mixer, x, ours), reps=reps)
-            r["tps"][t], r["peak"][t] = b * t / sec, mem["peak"]
-            print(f"{name:22s} T={t:5d}  {b * t / sec:9.0f} tok/s  peak {mem['peak'] / 2**20:7.0f} MB", flush=True)
+            sec = timed(train_step(mixer, x, ours), reps=reps)
+            r["tps"][t], r["peak"][t] = b * t / sec, peak_memory(name, t, b, d, args.n_heads)
+            print(f"{name:22s} T={t:5d}  {b * t / sec:9.0f} tok/s  peak {r['peak'][t] / 2**20:7.0f} MB", flush=True)
         x = torch.randn(b, flop_len, d, requires_grad=True)
         seconds = b * flop_len / r["tps"][flop_len] if flop_len in r["tps"] else timed(train_step(mixer, x, ours), 1)
         r["flops_per_s"] = matmul_flops(mixer, x, ours) / seconds
@@ -295,14 +317,15 @@ def main(argv=None):
     notes = (f"One mixer layer, batch {b}, d_model {d}, {args.n_heads} heads, fp32, forward + backward. "
              f"Matmul peak measured in the same run: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
              f"(2048^3 matmul; the mixers run fp32: their scans and gates are elementwise work that bf16 does not speed up on a CPU without AMX). 'vs naive' swaps the op's per-token "
-             f"reference into the same layer; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
+             f"reference into the same layer (not for FFT convolutions, whose reference is an O(T^2) Toeplitz product); "
+             f"peak MB: one training step in a fresh process, above the layer's weights and input; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
              f"(HF CPU paths, same weights' shapes; forward+backward at a short length because HF's CPU backward is quadratic in T, forward alone at the naive length; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "
              f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only.")
     if args.quick or args.no_record:
         print(table + "\n\n" + notes)
     else:
         record("Sequence mixers: training speed, decoding latency, memory (CPU)",
-               "python benchmarks/mixers_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "python benchmarks/mixers_speed.py " + " ".join(argv),
                table, notes)
 
 

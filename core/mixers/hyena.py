@@ -37,11 +37,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
 from core.nn.causal_conv import CausalConv1d
+from core.nn.init import KeepInitLinear
 from core.ops.fftconv import fftconv
 
 
@@ -55,22 +55,6 @@ class Sin(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sin(self.freq * x)
-
-
-class FilterLinear(nn.Module):
-    """An affine layer of the filter FFN. Not an ``nn.Linear`` on purpose: backbones re-initialise
-    every ``nn.Linear`` with std 0.02 (GPT-2 style), which would shrink the implicit filters to
-    ~1e-6 at init and leave the long convolutions as pure skips; the filter FFN keeps PyTorch's
-    default uniform(+-1/sqrt(fan_in)) init, as in the paper's standalone operator."""
-
-    def __init__(self, d_in: int, d_out: int, bias: bool = True):
-        super().__init__()
-        bound = 1 / math.sqrt(d_in)
-        self.weight = nn.Parameter(torch.empty(d_out, d_in).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(d_out).uniform_(-bound, bound)) if bias else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
 
 
 class ImplicitFilter(nn.Module):
@@ -91,10 +75,10 @@ class ImplicitFilter(nn.Module):
         angle = 2 * math.pi * lag / max_len * f
         self.register_buffer("z", torch.cat([t, torch.cos(angle), -torch.sin(angle)], -1), persistent=False)
         self.register_buffer("t", t, persistent=False)
-        layers: list[nn.Module] = [FilterLinear(emb_dim, order), Sin(order, sin_freq)]
+        layers: list[nn.Module] = [KeepInitLinear(emb_dim, order), Sin(order, sin_freq)]
         for _ in range(num_inner_mlps):
-            layers += [FilterLinear(order, order), Sin(order, sin_freq)]
-        layers.append(FilterLinear(order, channels, bias=False))
+            layers += [KeepInitLinear(order, order), Sin(order, sin_freq)]
+        layers.append(KeepInitLinear(order, channels, bias=False))
         self.ffn = nn.Sequential(*layers)
         # decay rates from slow to fast across the channels of each of the `groups` filters
         per_group = channels // groups

@@ -36,26 +36,8 @@ from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
 from core.nn.causal_conv import CausalConv1d
+from core.nn.init import KeepInitLinear, dt_bias
 from core.ops.selective_scan import selective_scan
-
-
-class _Linear(nn.Module):
-    """``nn.Linear`` with the same parameter names and default (fan-in scaled) initialisation, but
-    deliberately not an ``nn.Linear``: the backbones re-initialise every ``nn.Linear`` GPT-2 style
-    (normal(0.02), zero bias), which would erase dt_proj's time scales and, in narrow models, make
-    B, C and the state path so small that the recurrence is invisible at initialisation. The
-    reference implementation (mamba_ssm) keeps PyTorch's default init for these layers too."""
-
-    def __init__(self, d_in: int, d_out: int, bias: bool):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(d_out, d_in))
-        self.bias = nn.Parameter(torch.empty(d_out)) if bias else None
-        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        if self.bias is not None:
-            nn.init.uniform_(self.bias, -(d_in**-0.5), d_in**-0.5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
 
 
 @register_mixer("mamba")
@@ -74,25 +56,23 @@ class Mamba(Mixer):
         self.block = int(opts.get("block", 64))
         di, n = self.d_inner, self.d_state
 
-        self.in_proj = _Linear(d, 2 * di, bias=cfg.bias)
+        self.in_proj = KeepInitLinear(d, 2 * di, bias=cfg.bias)
         self.conv1d = CausalConv1d(di, self.d_conv, bias=True)
-        self.x_proj = _Linear(di, self.dt_rank + 2 * n, bias=False)
-        self.dt_proj = _Linear(self.dt_rank, di, bias=True)
+        self.x_proj = KeepInitLinear(di, self.dt_rank + 2 * n, bias=False)
+        self.dt_proj = KeepInitLinear(self.dt_rank, di, bias=True)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(di, 1))
         self.D = nn.Parameter(torch.ones(di))
         self.A_log._no_weight_decay = True  # as mamba_ssm: decay would pull A towards -1
-        self.out_proj = _Linear(di, d, bias=cfg.bias)
+        self.out_proj = KeepInitLinear(di, d, bias=cfg.bias)
         self.reset_dt(float(opts.get("dt_min", 1e-3)), float(opts.get("dt_max", 0.1)))
 
     @torch.no_grad()
-    def reset_dt(self, dt_min: float, dt_max: float, floor: float = 1e-4) -> None:
+    def reset_dt(self, dt_min: float, dt_max: float) -> None:
         """dt_proj as in the paper: weights uniform in +-rank^-1/2, bias = softplus^-1(dt) with dt
-        log-uniform in [dt_min, dt_max], so softplus(bias) recovers dt exactly."""
+        log-uniform in [dt_min, dt_max]."""
         bound = self.dt_rank**-0.5
         nn.init.uniform_(self.dt_proj.weight, -bound, bound)
-        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=floor)
-        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.dt_proj.bias.copy_(dt_bias(self.d_inner, dt_min, dt_max))
 
     def init_state(self, batch: int, device, dtype) -> State:
         return {"conv": self.conv1d.init_state(batch, device, dtype),

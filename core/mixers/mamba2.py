@@ -38,6 +38,7 @@ from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
 from core.nn.causal_conv import CausalConv1d
+from core.nn.init import dt_bias
 from core.ops.gated_linear import gated_linear
 
 
@@ -82,10 +83,7 @@ class Mamba2(Mixer):
         self.conv_dim = self.d_inner + 2 * self.ngroups * self.d_state  # x, B, C go through the conv
         self.in_proj = nn.Linear(d, self.d_inner + self.conv_dim + self.n_heads, bias=cfg.bias)  # z, xBC, dt
         self.conv1d = CausalConv1d(self.conv_dim, kernel=int(opts.get("d_conv", 4)))
-        # dt = softplus(dt_bias) starts log-uniform in [dt_min, dt_max]: dt_bias is its inverse softplus
-        dt = torch.exp(torch.rand(self.n_heads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=1e-4)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_bias = nn.Parameter(dt_bias(self.n_heads, dt_min, dt_max))  # softplus(dt_bias): log-uniform
         # A = -exp(A_log), |A| ~ U[1, 16] as in the reference implementation
         self.A_log = nn.Parameter(torch.empty(self.n_heads).uniform_(1, 16).log())
         self.D = nn.Parameter(torch.ones(self.n_heads))

@@ -76,7 +76,7 @@ class Stack(nn.Module):
 def _init_weights(module: nn.Module) -> None:
     """GPT-2 style init: small normal weights, zero biases (PyTorch's default uniform init trains
     noticeably slower for deep pre-norm stacks)."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) and not getattr(module, "keep_init", False):
         nn.init.normal_(module.weight, std=0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)

@@ -24,11 +24,15 @@ def test_selective_copy_targets_are_the_data_tokens_in_order():
         assert [t for t in tgt if t != -100] == data
 
 
-def test_induction_second_half_repeats_the_first():
-    b = induction(3, length=12, n_values=7, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(b.ids[:, :6], b.ids[:, 6:])
-    assert torch.equal(b.targets[:, 6:11], b.ids[:, 7:])
-    assert (b.targets[:, :6] == -100).all() and (b.targets[:, -1] == -100).all()
+def test_induction_target_follows_the_earlier_trigger_at_a_varying_position():
+    b = induction(64, length=12, n_values=7, generator=torch.Generator().manual_seed(0))
+    positions = set()
+    for ids, tgt in zip(b.ids.tolist(), b.targets.tolist()):
+        assert ids[-1] == 7 and ids[:-1].count(7) == 1  # one trigger inside, one at the end
+        pos = ids.index(7)
+        positions.add(pos)
+        assert tgt[:-1] == [-100] * 11 and tgt[-1] == ids[pos + 1] < 7
+    assert len(positions) > 4  # no fixed lag a convolution could learn
 
 
 def test_tiny_attention_model_learns_induction():

@@ -18,6 +18,7 @@ same, but the output reads the state *before* token t's write, plus that write w
 
 Entry point :func:`gated_linear` (step for one-token decoding, chunked otherwise), with
 :func:`gated_linear_naive` (reference), :func:`gated_linear_chunk` and :func:`gated_linear_step`.
+On CUDA with triton installed, per-head gates (u None) go through the Triton kernels of triton.py.
 """
 from core.ops.gated_linear.chunk import gated_linear_chunk
 from core.ops.gated_linear.dispatch import gated_linear

@@ -6,7 +6,9 @@ Selective State Spaces", Algorithm 2), per channel d and state index n:
 
 Unlike the gated-linear family the decay is per (channel, state) element, so the state cannot be
 read off with attention-like matmuls; the fast form (``chunk.py``) is a blocked scan that never
-holds the [B, T, Din, N] states of the whole sequence.
+holds the [B, T, Din, N] states of the whole sequence. On CUDA with Triton installed, float32 work
+goes to the Triton kernels of ``triton.py`` instead (same algorithm: a sequential walk over
+the tokens, states saved every ``block`` tokens, recomputed in backward).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from core.ops.selective_scan.chunk import selective_scan_chunk
 from core.ops.selective_scan.naive import selective_scan_naive
 from core.ops.selective_scan.step import selective_scan_step
+from core.ops.selective_scan.triton import HAS_TRITON, selective_scan_triton
 
 _LOW = (torch.float16, torch.bfloat16)
 
@@ -32,7 +35,10 @@ def selective_scan(u, dt, A, Bm, Cm, D=None, h0=None, block: int = 64):
         return y[:, None].to(dtype), h.to(h0.dtype)
     with torch.autocast(u.device.type, enabled=False):
         args = [None if x is None else x.to(work) for x in (u, dt, A, Bm, Cm, D, h0)]
-        y, h = selective_scan_chunk(*args, block=block)
+        if HAS_TRITON and u.is_cuda and work == torch.float32:
+            y, h = selective_scan_triton(*args, checkpoint=block)
+        else:
+            y, h = selective_scan_chunk(*args, block=block)
     return y.to(dtype), (h if h0 is None else h.to(h0.dtype))
 
 

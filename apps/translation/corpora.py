@@ -23,37 +23,16 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import html
 import json
 import math
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.data import SPLITS, SWORD_PATH, clean_osis, default_cache_dir, installed_module, read_sword_verses, split_of
 from core.tokenizers import atomic_write_text
-
-SPLITS = ("train", "valid", "test")
-
-
-def default_cache_dir() -> Path:
-    """``$SEQLAB_CACHE`` if set, else ``~/.cache/seqlab``: built corpora and trained tokenizers live here."""
-    return Path(os.environ.get("SEQLAB_CACHE") or Path.home() / ".cache" / "seqlab")
-
-
-def split_of(key: str, percent: Sequence[int]) -> str:
-    """Deterministic split name for ``key``; ``percent`` gives train/valid/test shares summing to 100."""
-    if sum(percent) != 100 or len(percent) != len(SPLITS):
-        raise ValueError(f"percent must be three shares summing to 100, got {percent}")
-    bucket = int.from_bytes(hashlib.md5(key.encode("utf-8")).digest()[:8], "big") % 100
-    for name, share in zip(SPLITS, percent):
-        if bucket < share:
-            return name
-        bucket -= share
-    raise AssertionError("unreachable: shares sum to 100")
-
 
 # --------------------------------------------------------------------------- CMU dictionary
 
@@ -109,7 +88,6 @@ def cmudict_records(split: str) -> list[tuple[str, tuple[str, ...]]]:
 
 BIBLE_SPLIT = (98, 1, 1)
 BIBLE_FILE = "bible.es-en.jsonl"
-SWORD_PATH = Path("/usr/share/sword")
 SPANISH_MODULES = ("spaRV1909eb",)  # Debian sword-text-sparv: Reina-Valera 1909
 ENGLISH_MODULES = ("engWEB2015eb", "engKJV2006eb")  # sword-text-web (preferred), sword-text-kjv
 APT_HINT = "apt-get install sword-text-sparv sword-text-web"
@@ -123,24 +101,6 @@ def bible_corpus_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(cache_dir or default_cache_dir()) / "corpora" / "bible" / BIBLE_FILE
 
 
-# OSIS markup as it occurs in these modules. Notes (footnotes, cross references) sit
-# between words with no space on either side, so deleting them glues words together
-# ("only born</q><note>..</note><q>Son" -> "only bornSon"); they become a gap marker
-# that turns into a space only where it separates two words.
-_BOOK_END = re.compile(r'<div\b(?=[^>]*\btype="book")(?=[^>]*\beID=)[^>]*/>')
-_NOTE = re.compile(r"<note\b[^>]*>.*?</note>", re.DOTALL)
-_CANONICAL_TITLE = re.compile(r'<title\b[^>]*\bcanonical="true"[^>]*>(.*?)</title>', re.DOTALL)
-_DROPPED_WITH_CONTENT = re.compile(r"<(title|speaker|rdg|catchWord)\b[^>]*>.*?</\1>", re.DOTALL)
-_BLOCK_TAG = re.compile(r"</?(?:l|lb|lg|div|p|chapter|item|list|milestone|title|speaker)\b[^>]*>")
-_ANY_TAG = re.compile(r"<[^>]*>")
-# RV1909 marks words added by the translators with <transChange>, often butted against the
-# neighbouring <w> with no space ("llamado<transChange>á ser</transChange><w>apóstol"): such
-# boundaries are gaps too, except for enclitic pronouns that belong to the previous word
-# ("<w>sáca</w><transChange>lo</transChange>" is "sácalo").
-_ADDED_START = re.compile(r"(?<=>)<transChange\b[^>]*>(?!(?:lo|la|le|los|las|les|me|te|se|nos|os)</transChange>)")
-_ADDED_END = re.compile(r"</transChange>(?=<)")
-_GAP = "\x00"
-_GAP_BETWEEN_WORDS = re.compile(r"(?<=\S)\x00+(?=[^\s,.;:!?’”)\]\x00])")
 # RV1909 prints the first word(s) of a chapter in capitals, a drop-cap ("EN el principio",
 # "Salmo de David. JEHOVÁ es mi pastor", "Y AHORA, así dice"): in verse 1 the first run of
 # capitalised words becomes title case. Single capitals ("A", "Y") are left alone.
@@ -150,48 +110,11 @@ _DROP_CAP = re.compile(rf"\b{_CAPS_WORD}(?:\s+{_CAPS_WORD})*\b")
 _COLOPHON = re.compile(r"(?<=Amén\.)\s+(?:La|A)\s[^.]*?\bfué (?:enviada|escrita)\b.*$", re.DOTALL)
 
 
-def clean_osis(raw: str) -> str:
-    """Plain verse text from a SWORD OSIS verse entry.
-
-    Keeps the words (``<w>``, ``<q>``, ``<transChange>`` content) and canonical
-    psalm titles (the Spanish text has them inside verse 1 too); drops
-    footnotes, cross references, alternate readings, speaker labels, anything
-    after a book's end marker (the WEB appends its glossary to Revelation
-    22:21) and pilcrows; unescapes entities and normalises whitespace.
-    """
-    end = _BOOK_END.search(raw)
-    if end:
-        raw = raw[: end.start()]
-    text = _NOTE.sub(_GAP, raw)
-    text = _ADDED_END.sub(_GAP, _ADDED_START.sub(_GAP, text))
-    text = _CANONICAL_TITLE.sub(r"\1 ", text)
-    text = _DROPPED_WITH_CONTENT.sub("", text)
-    text = _BLOCK_TAG.sub(" ", text)
-    text = html.unescape(_ANY_TAG.sub("", text)).replace("¶", " ")  # KJV prints paragraph marks in the text
-    text = _GAP_BETWEEN_WORDS.sub(" ", text).replace(_GAP, "")
-    return " ".join(text.split())
-
-
 def clean_spanish(text: str, verse: int) -> str:
     """RV1909-specific fixes: drop-cap capitals at chapter starts and epistle colophons."""
     if verse == 1:
         text = _DROP_CAP.sub(lambda m: m.group(0).title(), text, count=1)
     return _COLOPHON.sub("", text)
-
-
-def installed_modules(sword_path: Path = SWORD_PATH) -> set[str]:
-    """Names of the SWORD modules configured in ``sword_path/mods.d`` (empty if there is none)."""
-    from pysword.modules import SwordModules
-
-    if not (sword_path / "mods.d").is_dir():
-        return set()
-    return set(SwordModules(str(sword_path)).parse_modules())
-
-
-def installed_module(candidates: Iterable[str], sword_path: Path = SWORD_PATH) -> str | None:
-    """First of ``candidates`` installed in ``sword_path``."""
-    found = installed_modules(sword_path)
-    return next((name for name in candidates if name in found), None)
 
 
 def find_modules(sword_path: str | os.PathLike[str] = SWORD_PATH) -> tuple[str, str]:
@@ -203,31 +126,6 @@ def find_modules(sword_path: str | os.PathLike[str] = SWORD_PATH) -> tuple[str, 
         missing = [name for name, found in (("Spanish RV1909", spanish), ("English WEB/KJV", english)) if not found]
         raise FileNotFoundError(f"SWORD module(s) not installed in {sword_path}: {', '.join(missing)}; run: {APT_HINT}")
     return spanish, english
-
-
-def read_sword_verses(module: str, sword_path: Path = SWORD_PATH, books: Sequence[str] | None = None) -> dict[str, str]:
-    """``{"Gen.1.1": raw OSIS text, ...}`` for every verse of ``module`` (optionally only ``books``, OSIS names)."""
-    from pysword.modules import SwordModules
-
-    modules = SwordModules(str(sword_path))
-    modules.parse_modules()
-    bible = modules.get_bible_from_module(module)
-    # pysword inflates a whole compressed book for every verse it returns; remembering the
-    # last few blocks turns a minute of repeated zlib work into a second.
-    if hasattr(bible, "_decompressed_text"):
-        bible._decompressed_text = functools.lru_cache(maxsize=4)(bible._decompressed_text)
-    verses: dict[str, str] = {}
-    for testament_books in bible.get_structure().get_books().values():
-        for book in testament_books:
-            if books is not None and book.osis_name not in books:
-                continue
-            for chapter, n_verses in enumerate(book.chapter_lengths, start=1):
-                texts = list(bible.get_iter(books=book.name, chapters=chapter, clean=False))
-                if len(texts) != n_verses:
-                    raise RuntimeError(f"{module} {book.osis_name} {chapter}: {len(texts)} texts for {n_verses} verses")
-                for verse, text in enumerate(texts, start=1):
-                    verses[f"{book.osis_name}.{chapter}.{verse}"] = text
-    return verses
 
 
 @dataclass

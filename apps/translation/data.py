@@ -38,7 +38,7 @@ import json
 import random
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -49,6 +49,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from apps.translation import corpora
+from core.data import DataWarning, SkipReport, read_lines
+from core.data.reports import SHOWN_LINES
 from core.tokenizers import (
     BOS_ID,
     EOS_ID,
@@ -65,14 +67,9 @@ FORMATS = ("auto", "tsv", "moses", "jsonl")
 SPLITS = ("train", "valid", "test")
 # Bump when reading/cleaning changes in a way that should invalidate cached tokenizers.
 PIPELINE_VERSION = 1
-SHOWN_LINES = 5  # offending line numbers listed per reason in a warning
 
 
-class DataWarning(UserWarning):
-    """Records were skipped while reading a corpus (one warning per file)."""
-
-
-# --------------------------------------------------------------------------- records and skip reports
+# --------------------------------------------------------------------------- records
 
 
 @dataclass(frozen=True)
@@ -94,65 +91,7 @@ class Record:
         return self.refs[0]
 
 
-@dataclass
-class SkipReport:
-    """Counts skipped records per reason for one file, and turns them into one message."""
-
-    origin: str
-    unit: str = "line"
-    total: int = 0
-    skipped: dict[str, list[int]] = field(default_factory=dict)
-
-    def skip(self, reason: str, line: int) -> None:
-        self.skipped.setdefault(reason, []).append(line)
-
-    @property
-    def n_skipped(self) -> int:
-        return sum(len(lines) for lines in self.skipped.values())
-
-    def summary(self) -> str:
-        """E.g. ``train.tsv: skipped 3 of 120 records (missing column: lines 4, 9; empty side: line 17)``."""
-        parts = []
-        for reason, lines in self.skipped.items():
-            shown = ", ".join(map(str, lines[:SHOWN_LINES]))
-            more = f" (+{len(lines) - SHOWN_LINES} more)" if len(lines) > SHOWN_LINES else ""
-            parts.append(f"{reason}: {self.unit}{'s' if len(lines) > 1 else ''} {shown}{more}")
-        return f"{self.origin}: skipped {self.n_skipped} of {self.total} records ({'; '.join(parts)})"
-
-    def copy(self) -> SkipReport:
-        return SkipReport(self.origin, self.unit, self.total, {k: list(v) for k, v in self.skipped.items()})
-
-    def warn(self) -> None:
-        if self.skipped:
-            warnings.warn(self.summary(), DataWarning, stacklevel=2)
-
-    def require(self, kept: int) -> None:
-        """Raise if nothing usable is left; the message names the file."""
-        if kept == 0:
-            detail = self.summary().split(": ", 1)[1] if self.skipped else "no records"
-            raise ValueError(f"{self.origin}: no usable records ({detail})")
-
-
 # --------------------------------------------------------------------------- readers
-
-
-def _read_lines(path: Path) -> list[bytes]:
-    """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file."""
-    if not path.is_file():
-        if path.exists():
-            raise ValueError(f"not a regular file: {path}")
-        raise FileNotFoundError(f"file not found: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror or err}") from err
-    if not data.strip():
-        raise ValueError(f"file is empty: {path}")
-    data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.removesuffix(b"\r") for line in lines]
 
 
 def _decode(line: bytes) -> str | None:
@@ -165,7 +104,7 @@ def _decode(line: bytes) -> str | None:
 def _text_lines(path: Path, report: SkipReport, records: list, limit: int | None) -> Iterator[tuple[int, str]]:
     """(line number, text) of the non-blank lines of ``path``, counting each in ``report`` and
     skipping invalid UTF-8; stops once ``records`` holds ``limit`` records."""
-    for lineno, raw in enumerate(_read_lines(path), start=1):
+    for lineno, raw in enumerate(read_lines(path), start=1):
         if limit is not None and len(records) >= limit:
             return
         if not raw.strip():
@@ -201,7 +140,7 @@ def read_moses(
 ) -> tuple[list[Record], SkipReport]:
     """Line-aligned ``PREFIX.{src_lang}`` and ``PREFIX.{tgt_lang}``; different line counts are an error."""
     src_path, tgt_path = Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
-    src_lines, tgt_lines = _read_lines(src_path), _read_lines(tgt_path)
+    src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
     if len(src_lines) != len(tgt_lines):
         raise ValueError(
             f"misaligned Moses files: {src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}"
@@ -299,7 +238,7 @@ def read_sources(path: str | Path) -> list[str]:
     path = Path(path)
     report = SkipReport(str(path))
     sources = []
-    for lineno, raw in enumerate(_read_lines(path), start=1):
+    for lineno, raw in enumerate(read_lines(path), start=1):
         report.total += 1
         text = _decode(raw)
         if text is None:

@@ -1,0 +1,76 @@
+"""Skipping bad records without losing track of them.
+
+Data modules never crash deep inside training on a bad record: readers skip it, count it under a
+reason with its line number in a :class:`SkipReport`, and each file then gets ONE
+:class:`DataWarning` naming the file, the reasons and the first offending lines. When nothing
+usable is left, :meth:`SkipReport.require` fails with a message that names the file.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHOWN_LINES = 5  # offending line numbers listed per reason in a warning
+
+
+class DataWarning(UserWarning):
+    """Records were skipped while reading a corpus (one warning per file)."""
+
+
+@dataclass
+class SkipReport:
+    """Counts skipped records per reason for one file, and turns them into one message."""
+
+    origin: str
+    unit: str = "line"
+    total: int = 0
+    skipped: dict[str, list[int]] = field(default_factory=dict)
+
+    def skip(self, reason: str, line: int) -> None:
+        self.skipped.setdefault(reason, []).append(line)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(lines) for lines in self.skipped.values())
+
+    def summary(self) -> str:
+        """E.g. ``train.tsv: skipped 3 of 120 records (missing column: lines 4, 9; empty side: line 17)``."""
+        parts = []
+        for reason, lines in self.skipped.items():
+            shown = ", ".join(map(str, lines[:SHOWN_LINES]))
+            more = f" (+{len(lines) - SHOWN_LINES} more)" if len(lines) > SHOWN_LINES else ""
+            parts.append(f"{reason}: {self.unit}{'s' if len(lines) > 1 else ''} {shown}{more}")
+        return f"{self.origin}: skipped {self.n_skipped} of {self.total} records ({'; '.join(parts)})"
+
+    def copy(self) -> SkipReport:
+        return SkipReport(self.origin, self.unit, self.total, {k: list(v) for k, v in self.skipped.items()})
+
+    def warn(self) -> None:
+        if self.skipped:
+            warnings.warn(self.summary(), DataWarning, stacklevel=2)
+
+    def require(self, kept: int) -> None:
+        """Raise if nothing usable is left; the message names the file."""
+        if kept == 0:
+            detail = self.summary().split(": ", 1)[1] if self.skipped else "no records"
+            raise ValueError(f"{self.origin}: no usable records ({detail})")
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file."""
+    if not path.is_file():
+        if path.exists():
+            raise ValueError(f"not a regular file: {path}")
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror or err}") from err
+    if not data.strip():
+        raise ValueError(f"file is empty: {path}")
+    data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r") for line in lines]

@@ -1,13 +1,173 @@
-"""Speech data: command line for building the bundled corpus.
+"""Speech data: utterances from user corpora or the bundled espeak-ng corpus, batched by duration.
 
 ``python -m apps.speech.data espeak --out DIR`` synthesizes the default corpus (see
 :mod:`apps.speech.corpus`) and prints how many utterances each split got.
+
+:class:`SpeechDataModule` reads any format of :mod:`apps.speech.manifests`, validates every
+utterance (bad ones are skipped and counted with one warning per file), and batches utterances of
+similar duration so that little of a batch is padding. Transcripts become ASR targets through
+:func:`~apps.speech.manifests.normalize_transcript` and a fixed character vocabulary (a-z,
+apostrophe, space), so the same model reads every corpus.
 """
 from __future__ import annotations
 
 import argparse
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from apps.speech.audio import SAMPLE_RATE, read_audio
 from apps.speech.corpus import build_espeak_corpus
+from apps.speech.manifests import Utterance, normalize_transcript, read_corpus, validate
+from core.data import default_cache_dir
+from core.tokenizers import CharTokenizer
+
+#: the ASR output symbols (after the tokenizer's specials; id 0 doubles as the blank)
+TARGET_SYMBOLS = list(string.ascii_lowercase) + ["'", " "]
+#: characters a transcript may hold: what normalize_transcript maps to targets or drops harmlessly
+#: (punctuation, accents). Digits and other scripts are "unknown": "12" is "twelve" or "one two".
+TEXT_ALPHABET = (set(string.ascii_lowercase) | set(string.punctuation) | set(string.whitespace)
+                 | set("àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿœ") | set("\u2018\u2019\u201c\u201d\u2013\u2014\u2026"))
+SPLITS = ("train", "valid", "test")
+
+
+def target_tokenizer() -> CharTokenizer:
+    return CharTokenizer(TARGET_SYMBOLS)
+
+
+@dataclass(frozen=True)
+class Example:
+    utterance: Utterance
+    target: str  # normalized transcript
+    ids: list[int]
+
+
+def duration_batches(durations: list[float], batch_seconds: float, max_batch: int) -> list[list[int]]:
+    """Indices grouped into batches of similar duration: sorted by duration, a batch grows while
+    its padded size (longest x count) stays within ``batch_seconds`` and ``max_batch``."""
+    order = sorted(range(len(durations)), key=lambda i: durations[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) + 1 > max_batch or durations[i] * (len(current) + 1) > batch_seconds):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+class BatchedUtterances(Dataset):
+    """Items are whole batches (read with ``DataLoader(batch_size=None)``, so shuffling permutes
+    batches, never splitting one); audio is read from disk when a batch is requested."""
+
+    def __init__(self, examples: list[Example], batches: list[list[int]], rate: int):
+        self.examples, self.batches, self.rate = examples, batches, rate
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return collate([self.examples[j] for j in self.batches[i]], self.rate)
+
+
+def collate(examples: list[Example], rate: int = SAMPLE_RATE) -> dict[str, Any]:
+    audio = [read_audio(e.utterance.audio, rate) for e in examples]
+    lens = torch.tensor([len(a) for a in audio])
+    padded = torch.zeros(len(audio), int(lens.max()))
+    for row, a in zip(padded, audio):
+        row[: len(a)] = a
+    target_lens = torch.tensor([len(e.ids) for e in examples])
+    targets = torch.zeros(len(examples), max(1, int(target_lens.max())), dtype=torch.long)
+    for row, e in zip(targets, examples):
+        row[: len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
+    return {"audio": padded, "audio_lens": lens, "targets": targets, "target_lens": target_lens,
+            "texts": [e.target for e in examples], "paths": [str(e.utterance.audio) for e in examples]}
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Utterances for ASR training and evaluation.
+
+    Args:
+        train, valid, test: corpora in any format :func:`~apps.speech.manifests.read_corpus` reads
+            (JSONL manifest, LJSpeech folder, LibriSpeech tree). Left unset, the bundled espeak-ng
+            corpus is used (built on first use into ``corpus_dir``).
+        predict: a corpus whose utterances are transcribed by ``predict``.
+        corpus_dir: where the bundled corpus lives (default ``<cache>/speech/espeak-<n_sentences>``).
+        n_sentences: size of the bundled corpus (before its 90/5/5 split).
+        max_seconds: longer utterances are skipped (and counted).
+        batch_seconds: padded audio per batch (longest utterance x batch size).
+        max_batch: utterances per batch at most.
+        train_limit, eval_limit: use only the first N utterances (tiny test configs).
+    """
+
+    def __init__(self, train: str | None = None, valid: str | None = None, test: str | None = None,
+                 predict: str | None = None, corpus_dir: str | None = None, n_sentences: int = 2000,
+                 max_seconds: float = 20.0, batch_seconds: float = 120.0, max_batch: int = 32,
+                 train_limit: int | None = None, eval_limit: int | None = None, num_workers: int = 0):
+        super().__init__()
+        self.paths = {"train": train, "valid": valid, "test": test, "predict": predict}
+        self.corpus_dir = Path(corpus_dir) if corpus_dir else default_cache_dir() / "speech" / f"espeak-{n_sentences}"
+        self.n_sentences = n_sentences
+        self.max_seconds, self.batch_seconds, self.max_batch = max_seconds, batch_seconds, max_batch
+        self.limits = {"train": train_limit, "valid": eval_limit, "test": eval_limit, "predict": eval_limit}
+        self.num_workers = num_workers
+        self.tokenizer = target_tokenizer()
+        self._splits: dict[str, list[Example]] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    def _bundled(self) -> bool:
+        return not any(self.paths[s] for s in SPLITS)
+
+    def prepare_data(self) -> None:
+        if self._bundled() and not (self.corpus_dir / "train.jsonl").exists():
+            build_espeak_corpus(self.corpus_dir, self.n_sentences)
+
+    def path(self, split: str) -> Path | None:
+        if self.paths[split]:
+            return Path(self.paths[split])
+        return self.corpus_dir / f"{split}.jsonl" if self._bundled() and split in SPLITS else None
+
+    def examples(self, split: str) -> list[Example]:
+        if split not in self._splits:
+            path = self.path(split)
+            if path is None:
+                raise ValueError(f"no {split} corpus: set data.{split}")
+            utterances, report = read_corpus(path)
+            kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
+            examples = []
+            for u in kept[: self.limits[split]]:
+                target = normalize_transcript(u.text)
+                examples.append(Example(u, target, self.tokenizer.encode(target)))
+            self._splits[split] = examples
+        return self._splits[split]
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        examples = self.examples(split)
+        batches = duration_batches([e.utterance.duration for e in examples], self.batch_seconds, self.max_batch)
+        return DataLoader(BatchedUtterances(examples, batches, SAMPLE_RATE), batch_size=None, shuffle=shuffle,
+                          num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("valid", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict", shuffle=False)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,16 +18,9 @@ from core.generation import GenerationConfig, Hypothesis, generate
 from core.models import BackboneConfig, EncoderDecoder, Seq2SeqConfig
 from core.models.hf import HFEncoderDecoder
 from core.tokenizers import BOS_ID, EOS_ID, PAD_ID, tokenizer_from_json
-from core.training import OptimConfig, TrainingModule, load_checkpoint, token_loss
+from core.training import OptimConfig, TrainingModule, as_config, load_checkpoint, token_loss
 
 METRICS = {"per": PhonemeErrorRate, "wer": WordErrorRateMultiRef, "bleu": CorpusBLEU, "chrf": CorpusChrF}
-
-
-def _as(cls, value):
-    """Configs arrive as dataclasses from the CLI and as dicts from a checkpoint."""
-    if value is None:
-        return cls()
-    return cls(**value) if isinstance(value, dict) else value
 
 
 class TranslationModel(TrainingModule):
@@ -54,11 +47,11 @@ class TranslationModel(TrainingModule):
         ``metrics``: names from per, wer, chrf, bleu (default: per, wer, chrf for G2P).
         ``hf_model_dir``: fine-tune a local Hugging Face seq2seq checkpoint (Marian, BART, T5 ...)
         instead of the core backbone; pair it with ``data.src_tokenizer/tgt_tokenizer: hf:<dir>``."""
-        super().__init__(_as(OptimConfig, optim))
+        super().__init__(as_config(OptimConfig, optim))
         if src_vocab_size <= 0 or tgt_vocab_size <= 0:
             raise ValueError("src_vocab_size and tgt_vocab_size must be set (the CLI links them from the data)")
-        self.encoder_cfg, self.decoder_cfg = _as(BackboneConfig, encoder), _as(BackboneConfig, decoder)
-        self.decoding = _as(GenerationConfig, decoding)
+        self.encoder_cfg, self.decoder_cfg = as_config(BackboneConfig, encoder), as_config(BackboneConfig, decoder)
+        self.decoding = as_config(GenerationConfig, decoding)
         self.label_smoothing, self.val_decode = label_smoothing, val_decode
         metrics = list(metrics or ["per", "wer", "chrf"])
         unknown = set(metrics) - set(METRICS)

@@ -12,6 +12,14 @@ import torch
 from core.training.schedules import make_schedule
 
 
+def as_config(cls, value):
+    """``value`` as a ``cls`` dataclass: configs arrive as dataclasses from the CLI, as dicts from a
+    checkpoint's hyperparameters, and as None when left out."""
+    if value is None:
+        return cls()
+    return cls(**value) if isinstance(value, dict) else value
+
+
 @dataclass
 class OptimConfig:
     lr: float = 5e-4

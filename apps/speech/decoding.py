@@ -24,15 +24,21 @@ from apps.speech.asr import BLANK, ASRModel
 from core.models.state import DecoderState
 
 
+def ctc_collapse(best: list[int], labels: list[int], prev: int = BLANK) -> int:
+    """Append the labels of per-frame best ids ``best`` to ``labels`` (repeats collapsed, blanks
+    dropped), continuing after a frame whose best id was ``prev``; returns the last frame's id."""
+    for k in best:
+        if k != prev and k != BLANK:
+            labels.append(k)
+        prev = k
+    return prev
+
+
 def ctc_greedy(model: ASRModel, h: torch.Tensor, lens: torch.Tensor) -> list[list[int]]:
-    best = model.ctc_head(h).argmax(-1)
     out = []
-    for row, n in zip(best.tolist(), lens.tolist()):
-        labels, prev = [], BLANK
-        for k in row[:n]:
-            if k != prev and k != BLANK:
-                labels.append(k)
-            prev = k
+    for row, n in zip(model.ctc_head(h).argmax(-1).tolist(), lens.tolist()):
+        labels: list[int] = []
+        ctc_collapse(row[:n], labels)
         out.append(labels)
     return out
 
@@ -81,17 +87,25 @@ def transducer_greedy(model: ASRModel, h: torch.Tensor, lens: torch.Tensor, max_
     enc = model.joint_enc(h)  # [B, T, J]
     out = []
     for i, n in enumerate(lens.tolist()):
-        g, state = model.start(1)
         labels: list[int] = []
-        for frame in enc[i, :n]:
-            for _ in range(max_symbols):
-                best = int(model.joint(frame, g[0]).argmax())
-                if best == BLANK or len(labels) >= model.max_labels:
-                    break
-                labels.append(best)
-                g, state = model.step(torch.tensor([best], device=h.device), state)
+        transducer_greedy_frames(model, enc[i, :n], *model.start(1), labels, max_symbols)
         out.append(labels)
     return out
+
+
+def transducer_greedy_frames(model: ASRModel, enc: torch.Tensor, g: torch.Tensor, state: DecoderState,
+                             labels: list[int], max_symbols: int = 5) -> tuple[torch.Tensor, DecoderState]:
+    """Greedy decoding of projected encoder frames ``enc`` [T, J] continuing from the prediction
+    ``g`` [1, J] and its ``state``: emitted labels are appended to ``labels``; returns the (g, state)
+    to continue from (streaming feeds frames as they arrive)."""
+    for frame in enc:
+        for _ in range(max_symbols):
+            best = int(model.joint(frame, g[0]).argmax())
+            if best == BLANK or len(labels) >= model.max_labels:
+                break
+            labels.append(best)
+            g, state = model.step(torch.tensor([best], device=enc.device), state)
+    return g, state
 
 
 @dataclass

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from apps.speech.audio import SAMPLE_RATE, read_audio
 from apps.speech.corpus import build_espeak_corpus
 from apps.speech.manifests import Utterance, normalize_transcript, read_corpus, validate
+from apps.speech.phonemes import phonemize
 from core.data import default_cache_dir
-from core.tokenizers import CharTokenizer
+from core.tokenizers import CharTokenizer, SpaceTokenizer
 
 #: the ASR output symbols (after the tokenizer's specials; id 0 doubles as the blank)
 TARGET_SYMBOLS = list(string.ascii_lowercase) + ["'", " "]
@@ -144,12 +145,12 @@ class SpeechDataModule(L.LightningDataModule):
                 raise ValueError(f"no {split} corpus: set data.{split}")
             utterances, report = read_corpus(path)
             kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
-            examples = []
-            for u in kept[: self.limits[split]]:
-                target = normalize_transcript(u.text)
-                examples.append(Example(u, target, self.tokenizer.encode(target)))
-            self._splits[split] = examples
+            self._splits[split] = self.make_examples(kept[: self.limits[split]])
         return self._splits[split]
+
+    def make_examples(self, utterances: list[Utterance]) -> list[Example]:
+        """ASR targets: normalized transcripts as character ids (TTS data replaces this with phonemes)."""
+        return [Example(u, t, self.tokenizer.encode(t)) for u in utterances for t in [normalize_transcript(u.text)]]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         examples = self.examples(split)
@@ -168,6 +169,40 @@ class SpeechDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict", shuffle=False)
+
+
+class SynthesisDataModule(SpeechDataModule):
+    """Utterances for TTS: the same corpora, with each transcript turned into espeak-ng phonemes
+    (:mod:`apps.speech.phonemes`) over a phoneme vocabulary built from the training split. The
+    batch's ``targets`` are then phoneme ids; audio becomes log-mel targets in the model."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._phonemes: dict[str, str] = {}
+        self.tokenizer = None
+
+    def _phonemize(self, utterances: list[Utterance]) -> list[str]:
+        todo = sorted({u.text for u in utterances} - set(self._phonemes))
+        self._phonemes.update(zip(todo, phonemize(todo)))
+        return [self._phonemes[u.text] for u in utterances]
+
+    def phoneme_tokenizer(self) -> SpaceTokenizer:
+        if self.tokenizer is None:
+            path = self.path("train")
+            if path is None:
+                raise ValueError("no train corpus: the phoneme vocabulary is built from it")
+            utterances, report = read_corpus(path)
+            kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
+            self.tokenizer = SpaceTokenizer.train(self._phonemize(kept[: self.limits["train"]]))
+        return self.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return self.phoneme_tokenizer().vocab_size
+
+    def make_examples(self, utterances: list[Utterance]) -> list[Example]:
+        tokenizer = self.phoneme_tokenizer()
+        return [Example(u, p, tokenizer.encode(p)) for u, p in zip(utterances, self._phonemize(utterances))]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,8 +16,10 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from apps.speech import decoding
 from apps.speech.asr import ASRConfig, ASRModel
 from apps.speech.data import target_tokenizer
-from apps.speech.features import FeatureConfig, GlobalCMVN, accumulate_stats
+from apps.speech.features import FeatureConfig, GlobalCMVN, LogMel, accumulate_stats
+from apps.speech.metrics import mel_cepstral_distortion
 from core.models import BackboneConfig
+from core.tokenizers import tokenizer_from_json
 from core.training import OptimConfig, TrainingModule, as_config, load_checkpoint
 
 DECODERS = ("greedy", "beam")
@@ -143,3 +145,112 @@ class SpeechRecognizer(TrainingModule):
         for row, a in zip(padded, audio):
             row[: len(a)] = a
         return self.transcribe_batch(padded.to(self.device), lens.to(self.device))
+
+
+class SpeechSynthesizer(TrainingModule):
+    """TTS: phonemes -> log-mel (decoder-only or encoder-decoder, :mod:`apps.speech.tts`) -> Griffin-Lim.
+
+    Validation synthesizes up to ``mcd_utterances`` utterances of each validation epoch free-running
+    (no teacher forcing) and logs their mel-cepstral distortion against the recordings."""
+
+    runtime_options = ("max_steps", "mcd_utterances")
+
+    def __init__(self, vocab_size: int = 0, architecture: str = "decoder", backbone: BackboneConfig | None = None,
+                 encoder: BackboneConfig | None = None, features: FeatureConfig | None = None, reduction: int = 2,
+                 prenet_dim: int = 256, postnet_channels: int = 256, guided_weight: float = 1.0,
+                 optim: OptimConfig | None = None, max_steps: int = 1000, mcd_utterances: int = 2):
+        """``architecture``: decoder (decoder-only over phonemes + frames; pick a recurrent or
+        linear-attention ``backbone.mixer`` for O(1) memory per frame) or transformer (encoder-decoder
+        baseline with guided attention; ``encoder`` configures its phoneme encoder)."""
+        super().__init__(as_config(OptimConfig, optim))
+        from apps.speech.tts import DecoderTTS, TransformerTTS, TTSConfig
+
+        if vocab_size <= 0:
+            raise ValueError("vocab_size must be set (the CLI links it from the data)")
+        if architecture not in ("decoder", "transformer"):
+            raise ValueError(f"architecture={architecture!r}; expected decoder or transformer")
+        features = as_config(FeatureConfig, features)
+        backbone = as_config(BackboneConfig, backbone)
+        enc = as_config(BackboneConfig, encoder) if architecture == "transformer" else None
+        self.cfg = TTSConfig(vocab_size, backbone, enc, features.n_mels, reduction, prenet_dim,
+                             postnet_channels=postnet_channels, guided_weight=guided_weight)
+        self.save_hyperparameters({
+            "vocab_size": vocab_size, "architecture": architecture, "backbone": asdict(backbone),
+            "encoder": None if enc is None else asdict(enc), "features": asdict(features), "reduction": reduction,
+            "prenet_dim": prenet_dim, "postnet_channels": postnet_channels, "guided_weight": guided_weight,
+            "optim": asdict(self.optim), "max_steps": max_steps, "mcd_utterances": mcd_utterances,
+        })
+        self.features = features
+        self.logmel = LogMel(features)
+        self.model = (TransformerTTS if architecture == "transformer" else DecoderTTS)(self.cfg)
+        self.max_steps, self.mcd_utterances = max_steps, mcd_utterances
+        self.tokenizer_json: str | None = None
+        self._mcd: list[float] = []
+
+    # tokenizer travels with the weights
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "phoneme_tokenizer"):
+            self.set_tokenizer(dm.phoneme_tokenizer().to_json())
+
+    def set_tokenizer(self, tokenizer_json: str) -> None:
+        self.tokenizer_json = tokenizer_json
+        self.tokenizer = tokenizer_from_json(tokenizer_json)
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        if self.tokenizer_json is not None:
+            checkpoint["tokenizer"] = self.tokenizer_json
+
+    def on_load_checkpoint(self, checkpoint) -> None:
+        if "tokenizer" in checkpoint:
+            self.set_tokenizer(checkpoint["tokenizer"])
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path) -> "SpeechSynthesizer":
+        ckpt = load_checkpoint(path)
+        model = cls(**ckpt["hyper_parameters"])
+        model.load_state_dict(ckpt["state_dict"])
+        model.set_tokenizer(ckpt["tokenizer"])
+        return model.eval()
+
+    def _losses(self, batch):
+        mel, mel_lens = self.logmel(batch["audio"], batch["audio_lens"])
+        losses, _ = self.model(batch["targets"], batch["target_lens"], mel, mel_lens)
+        return losses, mel, mel_lens
+
+    def training_step(self, batch, batch_idx):
+        losses, _, _ = self._losses(batch)
+        loss = sum(losses.values())
+        n = len(batch["texts"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        for name, value in losses.items():
+            self.log(f"train/{name}", value, batch_size=n)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        losses, mel, mel_lens = self._losses(batch)
+        n = len(batch["texts"])
+        self.log("val/loss", sum(losses.values()), prog_bar=True, batch_size=n, sync_dist=True)
+        for i in range(min(n, self.mcd_utterances - len(self._mcd))):
+            pred = self.model.synthesize(batch["targets"][i: i + 1, : batch["target_lens"][i]], self.max_steps)
+            self._mcd.append(mel_cepstral_distortion(pred, mel[i, : mel_lens[i]]))
+
+    def on_validation_epoch_end(self) -> None:
+        if self._mcd:
+            self.log("val/mcd", sum(self._mcd) / len(self._mcd), prog_bar=True)
+        self._mcd = []
+
+    # inference
+    @torch.no_grad()
+    def synthesize_mel(self, text: str) -> torch.Tensor:
+        from apps.speech.phonemes import phonemize_one
+
+        ids = self.tokenizer.encode(phonemize_one(text))
+        return self.model.eval().synthesize(torch.tensor([ids], device=self.device), self.max_steps)
+
+    @torch.no_grad()
+    def synthesize(self, text: str) -> torch.Tensor:
+        """Text -> waveform [S] at the feature sample rate (Griffin-Lim)."""
+        from apps.speech.vocoder import GriffinLimVocoder
+
+        return GriffinLimVocoder(self.features)(self.synthesize_mel(text).cpu())

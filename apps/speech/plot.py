@@ -20,18 +20,22 @@ def _numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def plot_spectrograms(pred: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray, path: str | Path,
+def plot_spectrograms(pred: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray | None, path: str | Path,
                       title: str = "", hop_s: float = 0.01) -> Path:
-    """Write a PNG of log-mel spectrograms ``pred`` and ``ref`` ([T, n_mels] each) to ``path``."""
+    """Write a PNG of log-mel spectrograms ``pred`` and ``ref`` ([T, n_mels] each; ``ref`` may be
+    None for a prediction alone) to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = {"predicted": _numpy(pred), "reference": _numpy(ref)}
+    panels = {"predicted": _numpy(pred)}
+    if ref is not None:
+        panels["reference"] = _numpy(ref)
     vmin = min(float(p.min()) for p in panels.values())
     vmax = max(float(p.max()) for p in panels.values())
-    fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 3 * len(panels)), sharex=True, squeeze=False)
+    axes = axes[:, 0]
     for ax, (name, mel) in zip(axes, panels.items()):
         image = ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                           extent=(0.0, mel.shape[0] * hop_s, 0, mel.shape[1]))

@@ -1,4 +1,4 @@
-"""The ASR command line on a tiny espeak-ng corpus: every config runs, fit -> test -> transcribe from
+"""The speech command line (ASR and TTS configs) on a tiny espeak-ng corpus: every config runs, fit -> test -> transcribe from
 the checkpoint, and the data module's handling of bad manifests."""
 import json
 import warnings
@@ -28,21 +28,25 @@ def corpus(tmp_path_factory):
     return out
 
 
-def small(corpus, tmp_path):
+def small(corpus, tmp_path, task="asr"):
+    model = ["--model.cmvn_batches", "1"] if task == "asr" else ["--model.max_steps", "30"]
     return ["--data.corpus_dir", str(corpus), "--data.train_limit", "8", "--data.eval_limit", "4",
-            "--data.max_batch", "4", "--model.cmvn_batches", "1", "--trainer.default_root_dir", str(tmp_path),
+            "--data.max_batch", "4", *model, "--trainer.default_root_dir", str(tmp_path),
             "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_every_config_runs_one_step(config, corpus, tmp_path):
-    main(["fit", "--config", str(config), "--trainer.fast_dev_run", "1", *small(corpus, tmp_path)])
+    main(["fit", "--config", str(config), "--trainer.fast_dev_run", "1", *small(corpus, tmp_path, config.stem[:3])])
 
 
 def test_fit_test_and_transcribe_from_the_checkpoint(corpus, tmp_path, capsys):
     main(["fit", "--config", "apps/speech/configs/asr_tiny.yaml", *small(corpus, tmp_path)])
     ckpt = next(tmp_path.rglob("*.ckpt"))
-    main(["test", "--config", "apps/speech/configs/asr_tiny.yaml", "--ckpt_path", str(ckpt), *small(corpus, tmp_path)])
+    # the architecture comes from the checkpoint, runtime options (decoding) from the command line
+    cli = main(["test", "--config", "apps/speech/configs/asr_tiny.yaml", "--ckpt_path", str(ckpt),
+                "--model.encoder.d_model", "64", "--model.decoding", "beam", *small(corpus, tmp_path)])
+    assert cli.model.decoding == "beam" and cli.model.cfg.encoder.d_model == 32
     assert "test/wer" in capsys.readouterr().out
     model = SpeechRecognizer.from_checkpoint(ckpt)
     assert bool(model.cmvn_fitted) and not torch.allclose(model.model.cmvn.mean, torch.zeros(80))

@@ -1,0 +1,64 @@
+"""Text to a WAV file with a trained TTS checkpoint (Griffin-Lim vocoder, CPU).
+
+    python -m apps.speech.synthesize "In the beginning was the word." -o out.wav
+    python -m apps.speech.synthesize --checkpoint last.ckpt "Some text." -o out.wav \\
+        --reference recording.wav --plot spectrogram.png          # + MCD against a recording, and a plot
+
+Without ``--checkpoint`` the newest ``*.ckpt`` under ``runs/speech/tts*`` is used (and named).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from apps.speech.audio import read_audio, write_wav
+from apps.speech.metrics import mel_cepstral_distortion
+from apps.speech.model import SpeechSynthesizer
+from apps.speech.plot import plot_spectrograms
+
+
+def newest_checkpoint(root: Path = Path("runs/speech")) -> Path:
+    found = sorted(root.glob("tts*/**/*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise SystemExit(f"no TTS checkpoint under {root}/tts*; train one with "
+                         "python -m apps.speech.train fit --config apps/speech/configs/tts_decoder_gla.yaml")
+    return found[-1]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m apps.speech.synthesize", description=__doc__.splitlines()[0])
+    parser.add_argument("text")
+    parser.add_argument("-o", "--out", required=True, help="WAV file to write (refuses to overwrite)")
+    parser.add_argument("--checkpoint", help="default: the newest runs/speech/tts*/**/*.ckpt")
+    parser.add_argument("--reference", help="a recording of the same text: report MCD against it")
+    parser.add_argument("--plot", help="PNG of the predicted (and reference) spectrogram")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.exists():
+        raise SystemExit(f"{out} exists; choose another -o (nothing is overwritten)")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint()
+    print(f"checkpoint: {checkpoint}", file=sys.stderr)
+    model = SpeechSynthesizer.from_checkpoint(checkpoint)
+    mel = model.synthesize_mel(args.text).cpu()
+    from apps.speech.vocoder import GriffinLimVocoder
+
+    audio = GriffinLimVocoder(model.features)(mel)
+    write_wav(out, audio, model.features.sample_rate)
+    result = {"seconds": len(audio) / model.features.sample_rate, "frames": len(mel)}
+    reference = None
+    if args.reference:
+        with torch.no_grad():
+            wave = read_audio(args.reference, model.features.sample_rate)
+            reference = model.logmel(wave[None])[0][0]
+        result["mcd"] = mel_cepstral_distortion(mel, reference)
+    if args.plot:
+        plot_spectrograms(mel, reference, args.plot, title=args.text[:80])
+    print(f"wrote {out}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+    return result
+
+
+if __name__ == "__main__":
+    main()

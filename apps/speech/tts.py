@@ -1,0 +1,241 @@
+"""Text-to-speech acoustic models: phonemes -> log-mel frames (+ a stop flag), over core backbones.
+
+Two models, both predicting ``r`` frames per step (the reduction factor: fewer, easier steps):
+
+* :class:`DecoderTTS` — decoder-only, in the spirit of Small-E: ONE causal stack reads the phonemes
+  and then the frames generated so far, ``[p_1 .. p_n, <audio>, f_1 .. f_m]``, with a segment
+  embedding telling text from audio. With a linear-attention or recurrent mixer (``mixer: gla``,
+  ``mamba`` ...) the state after the text is fixed-size, so synthesis costs O(1) per frame however
+  long the sentence; with attention it is a plain decoder-only Transformer.
+* :class:`TransformerTTS` — the encoder-decoder baseline (Li et al. 2019): a phoneme encoder, a
+  causal frame decoder with cross-attention. Its cross-attention weights of the first decoder layer
+  are trained towards the diagonal by the guided-attention loss (Tachibana et al. 2018), which makes
+  the alignment learnable from little data.
+
+Frames enter through a pre-net (two ReLU layers with dropout that stays on at inference, as in
+Tacotron 2: it keeps the decoder from copying its input) and leave through a linear layer plus a
+convolutional post-net that refines the whole spectrogram. Losses: L1 on the frames before and after
+the post-net, binary cross-entropy on the stop flag (weighted: one positive per utterance).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.models import BackboneConfig, Decoder, Encoder
+from core.nn import TokenEmbedding
+
+
+@dataclass
+class TTSConfig:
+    vocab_size: int
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(d_model=256, n_layers=6, max_len=2048))
+    #: the encoder-decoder baseline's phoneme encoder (None: decoder-only model)
+    encoder: BackboneConfig | None = None
+    n_mels: int = 80
+    #: frames predicted per step
+    reduction: int = 2
+    prenet_dim: int = 256
+    prenet_dropout: float = 0.5
+    postnet_channels: int = 256
+    stop_weight: float = 5.0
+    guided_sigma: float = 0.2
+    guided_weight: float = 1.0
+
+
+class PreNet(nn.Module):
+    def __init__(self, d_in: int, hidden: int, d_out: int, dropout: float):
+        super().__init__()
+        self.fc1, self.fc2, self.out, self.p = nn.Linear(d_in, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, d_out), dropout
+
+    def forward(self, x):
+        x = F.dropout(F.relu(self.fc1(x)), self.p, training=True)  # always on, see the module docstring
+        x = F.dropout(F.relu(self.fc2(x)), self.p, training=True)
+        return self.out(x)
+
+
+class PostNet(nn.Module):
+    """Five 1-D convolutions over the whole predicted spectrogram, added as a residual."""
+
+    def __init__(self, n_mels: int, channels: int, kernel: int = 5, layers: int = 5):
+        super().__init__()
+        dims = [n_mels] + [channels] * (layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(dims, dims[1:]))
+
+    def forward(self, mel):  # [B, T, n_mels]
+        x = mel.transpose(1, 2)
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = torch.tanh(x)
+        return mel + x.transpose(1, 2)
+
+
+def reduce_frames(mel: torch.Tensor, r: int) -> torch.Tensor:
+    """[B, T, M] -> [B, ceil(T / r), r * M] (padded with zeros)."""
+    b, t, m = mel.shape
+    mel = F.pad(mel, (0, 0, 0, (-t) % r))
+    return mel.reshape(b, -1, r * m)
+
+
+def tts_losses(mel_pre, mel_post, stop_logits, mel, mel_lens, r: int, stop_weight: float) -> dict[str, torch.Tensor]:
+    """Masked L1 on both spectrograms and the stop flag's BCE, for targets mel [B, T, M] with lengths."""
+    t = mel.shape[1]
+    real = torch.arange(t, device=mel.device)[None] < mel_lens[:, None]  # [B, T]
+    n = real.sum() * mel.shape[2]
+    l1 = lambda pred: ((pred[:, :t] - mel).abs() * real[..., None]).sum() / n  # noqa: E731
+    steps = stop_logits.shape[1]
+    last = (mel_lens - 1).div(r, rounding_mode="floor")  # the step that holds the last real frame
+    step_real = torch.arange(steps, device=mel.device)[None] <= last[:, None]
+    stop_target = (torch.arange(steps, device=mel.device)[None] == last[:, None]).float()
+    bce = F.binary_cross_entropy_with_logits(stop_logits, stop_target, pos_weight=torch.tensor(stop_weight),
+                                             reduction="none")
+    stop = (bce * step_real).sum() / step_real.sum()
+    return {"mel": l1(mel_pre), "postnet": l1(mel_post), "stop": stop}
+
+
+class _FrameHeads(nn.Module):
+    """Shared by both models: pre-net in, frame and stop heads out, post-net."""
+
+    def __init__(self, cfg: TTSConfig, d: int):
+        super().__init__()
+        r, m = cfg.reduction, cfg.n_mels
+        self.prenet = PreNet(r * m, cfg.prenet_dim, d, cfg.prenet_dropout)
+        self.frames = nn.Linear(d, r * m)
+        self.stop = nn.Linear(d, 1)
+        self.postnet = PostNet(m, cfg.postnet_channels)
+
+    def inputs(self, mel: torch.Tensor, r: int) -> torch.Tensor:
+        """Decoder inputs for teacher forcing: a zero "go" step, then every step but the last."""
+        steps = reduce_frames(mel, r)
+        return torch.cat([torch.zeros_like(steps[:, :1]), steps[:, :-1]], 1)
+
+    def outputs(self, h: torch.Tensor, m: int):
+        pre = self.frames(h).reshape(h.shape[0], -1, m)  # [B, steps * r, M]
+        return pre, self.stop(h).squeeze(-1)
+
+    def generate(self, decoder, state, audio_bias, m: int, max_steps: int) -> torch.Tensor:
+        """Free-running synthesis from a decoder ``state`` (text already read): each step feeds the
+        previous step's frames through the pre-net until the stop flag fires -> [T, M] after the post-net."""
+        step_in = torch.zeros(1, 1, self.frames.out_features, device=self.frames.weight.device)
+        frames = []
+        for _ in range(max_steps):
+            h, state = decoder(self.prenet(step_in) + audio_bias, state=state)
+            pre, stop = self.outputs(h, m)
+            frames.append(pre)
+            if torch.sigmoid(stop[0, -1]) > 0.5:
+                break
+            step_in = pre.reshape(1, 1, -1)
+        return self.postnet(torch.cat(frames, 1))[0]
+
+
+class DecoderTTS(nn.Module):
+    def __init__(self, cfg: TTSConfig):
+        super().__init__()
+        self.cfg, d = cfg, cfg.backbone.d_model
+        self.embed = TokenEmbedding(cfg.vocab_size, d)
+        self.segment = nn.Embedding(2, d)  # 0: text, 1: audio
+        self.decoder = Decoder(cfg.backbone)
+        self.heads = _FrameHeads(cfg, d)
+
+    def forward(self, phonemes, phoneme_lens, mel, mel_lens) -> dict[str, torch.Tensor]:
+        """Teacher-forced losses. Texts are right-padded; each row's audio starts right after its own
+        text, so rows are packed as [text, audio, padding] (the causal stack never sees padding first)."""
+        cfg = self.cfg
+        text = self.embed(phonemes) + self.segment.weight[0]
+        audio = self.heads.prenet(self.heads.inputs(mel, cfg.reduction)) + self.segment.weight[1]
+        x, audio_at = _pack(text, phoneme_lens, audio)
+        h, _ = self.decoder(x)
+        h_audio = h.gather(1, audio_at[..., None].expand(-1, -1, h.shape[2]))
+        pre, stop = self.heads.outputs(h_audio, cfg.n_mels)
+        post = self.heads.postnet(pre)
+        return tts_losses(pre, post, stop, mel, mel_lens, cfg.reduction, cfg.stop_weight), post
+
+    @torch.no_grad()
+    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000) -> torch.Tensor:
+        """One phoneme sequence [1, n] -> log-mel [T, n_mels]: prefill the text, then one step per
+        ``reduction`` frames with the decoder's state, until the stop flag fires."""
+        cfg, p = self.cfg, self.heads.frames.weight
+        state = self.decoder.init_state(1, p.device, p.dtype)
+        _, state = self.decoder(self.embed(phonemes) + self.segment.weight[0], state=state)
+        return self.heads.generate(self.decoder, state, self.segment.weight[1], cfg.n_mels, max_steps)
+
+
+def _pack(text: torch.Tensor, text_lens: torch.Tensor, audio: torch.Tensor):
+    """Rows [text_i (len n_i), audio_i, padding]: returns the packed [B, N + S, D] sequence and, per
+    row, the positions of its audio steps [B, S]."""
+    b, n, d = text.shape
+    s = audio.shape[1]
+    x = text.new_zeros(b, n + s, d)
+    x[:, :n] = text * (torch.arange(n, device=text.device)[None, :, None] < text_lens[:, None, None])
+    audio_at = text_lens[:, None] + torch.arange(s, device=text.device)[None]  # [B, S]
+    x = x.scatter(1, audio_at[..., None].expand(-1, -1, d), audio)
+    return x, audio_at
+
+
+class TransformerTTS(nn.Module):
+    def __init__(self, cfg: TTSConfig):
+        super().__init__()
+        if cfg.encoder is None:
+            raise ValueError("TransformerTTS needs an encoder config")
+        self.cfg, d = cfg, cfg.backbone.d_model
+        self.embed = TokenEmbedding(cfg.vocab_size, d)
+        self.encoder = Encoder(cfg.encoder)
+        self.decoder = Decoder(cfg.backbone, cross_attention=True)
+        self.heads = _FrameHeads(cfg, d)
+
+    def encode(self, phonemes, phoneme_lens):
+        mask = torch.arange(phonemes.shape[1], device=phonemes.device)[None] < phoneme_lens[:, None]
+        memory = self.encoder(self.embed(phonemes), mask=mask)
+        return self.decoder.memory_states(memory, mask), mask
+
+    def forward(self, phonemes, phoneme_lens, mel, mel_lens) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        memory, text_mask = self.encode(phonemes, phoneme_lens)
+        x = self.heads.prenet(self.heads.inputs(mel, cfg.reduction))
+        captured: list[torch.Tensor] = []
+        hook = self.decoder.stack.layers[0].cross.register_forward_pre_hook(
+            lambda module, args: captured.append(cross_attention_weights(module, *args)))
+        try:
+            h, _ = self.decoder(x, memory=memory)
+        finally:
+            hook.remove()
+        pre, stop = self.heads.outputs(h, cfg.n_mels)
+        post = self.heads.postnet(pre)
+        losses = tts_losses(pre, post, stop, mel, mel_lens, cfg.reduction, cfg.stop_weight)
+        steps = -(-mel_lens).div(cfg.reduction, rounding_mode="floor")  # ceil
+        losses["guided"] = cfg.guided_weight * guided_attention_loss(captured[0], phoneme_lens, steps, cfg.guided_sigma)
+        return losses, post
+
+    @torch.no_grad()
+    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000) -> torch.Tensor:
+        cfg, p = self.cfg, self.heads.frames.weight
+        memory, _ = self.encode(phonemes, torch.tensor([phonemes.shape[1]], device=p.device))
+        state = self.decoder.init_state(1, p.device, p.dtype, memory)
+        return self.heads.generate(self.decoder, state, 0.0, cfg.n_mels, max_steps)
+
+
+def cross_attention_weights(cross, x: torch.Tensor, memory: dict) -> torch.Tensor:
+    """The attention weights [B, heads, T, S] a core CrossAttention computes inside SDPA, recomputed
+    with gradients (SDPA does not return them): the guided-attention loss trains them directly."""
+    b, t, _ = x.shape
+    q = cross.q(x).view(b, t, cross.n_heads, cross.head_dim).transpose(1, 2)
+    scores = q @ memory["key"].transpose(-1, -2) / cross.head_dim**0.5
+    if "mask" in memory:
+        scores = scores.masked_fill(~memory["mask"][:, None, None, :], float("-inf"))
+    return scores.softmax(-1)
+
+
+def guided_attention_loss(weights, text_lens, steps, sigma: float) -> torch.Tensor:
+    """Tachibana et al. 2018: attention far from the diagonal n/N ~ t/T is penalised by
+    1 - exp(-(n/N - t/T)^2 / (2 sigma^2)), averaged over the real (step, phoneme) pairs."""
+    b, _, t, n = weights.shape
+    tt = torch.arange(t, device=weights.device)[None, :, None] / steps[:, None, None]
+    nn_ = torch.arange(n, device=weights.device)[None, None, :] / text_lens[:, None, None]
+    penalty = 1 - torch.exp(-((nn_ - tt) ** 2) / (2 * sigma**2))  # [B, T, N]
+    real = (torch.arange(t, device=weights.device)[None, :, None] < steps[:, None, None]) & \
+        (torch.arange(n, device=weights.device)[None, None, :] < text_lens[:, None, None])
+    return (weights * (penalty * real)[:, None]).sum() / (real.sum() * weights.shape[1])

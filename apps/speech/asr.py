@@ -8,7 +8,8 @@
 * **Transducer** (RNN-T, Graves 2012; Transformer-Transducer, Zhang et al. 2020): a prediction
   network, a causal core ``Decoder`` over the labels emitted so far (it starts from BOS), and a
   joint network ``W_o tanh(W_e h_t + W_p g_u)`` giving logits for every (frame t, label prefix u);
-  ``torchaudio.functional.rnnt_loss`` sums over all alignments.
+  :func:`apps.speech.rnnt.rnnt_loss` sums over all alignments (a vectorised wavefront, several
+  times faster on CPU than ``torchaudio.functional.rnnt_loss``, which the tests compare it with).
 * **joint**: both heads on one encoder, loss ``(1 - ctc_weight) * transducer + ctc_weight * ctc``
   (the CTC branch regularises the encoder and speeds up early training).
 
@@ -24,9 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
+from apps.speech.rnnt import rnnt_loss
 from apps.speech.features import ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment, padding_mask
 from core.models import BackboneConfig, Decoder, Encoder
 from core.models.state import DecoderState
@@ -50,7 +51,7 @@ class ASRConfig:
     joint_dim: int = 256
     #: causal encoder: streaming transcription, same result as offline decoding
     streaming: bool = False
-    subsampling_channels: int = 128
+    subsampling_channels: int = 256
     specaugment: bool = True
 
     def __post_init__(self):
@@ -140,8 +141,7 @@ class ASRModel(nn.Module):
             bos = torch.full_like(targets[:, :1], BOS_ID)
             g, _ = self.predict(torch.cat([bos, targets], 1))  # [B, U + 1, Dp]
             logits = self.joint(self.joint_enc(h)[:, :, None], self.joint_pred(g)[:, None])  # [B, T, U + 1, V]
-            out["transducer"] = torchaudio.functional.rnnt_loss(
-                logits.float(), targets.int(), lens.int(), target_lens.int(), blank=BLANK, reduction="mean")
+            out["transducer"] = rnnt_loss(logits, targets, lens, target_lens, blank=BLANK)
         if len(out) == 2:
             w = self.cfg.ctc_weight
             out["loss"] = (1 - w) * out["transducer"] + w * out["ctc"]

@@ -136,7 +136,7 @@ def _transducer_beam_one(model: ASRModel, enc: torch.Tensor, beam: int, max_symb
     for frame in enc:
         expanding, done = done, []
         finished: dict[tuple[int, ...], _Hyp] = {}
-        for _ in range(max_symbols):
+        for emitted in range(max_symbols + 1):  # hypotheses that emitted max_symbols labels may still end the frame
             if not expanding:
                 break
             log_probs = model.joint(frame[None], torch.stack([hyp.g for hyp in expanding])).float().log_softmax(-1)
@@ -146,7 +146,7 @@ def _transducer_beam_one(model: ASRModel, enc: torch.Tensor, beam: int, max_symb
                 score = hyp.score + lp[BLANK].item()
                 finished[hyp.labels] = _Hyp(hyp.labels, score if stay is None else _logadd(stay.score, score),
                                             hyp.g, hyp.state)
-                if len(hyp.labels) >= model.max_labels:
+                if emitted == max_symbols or len(hyp.labels) >= model.max_labels:
                     continue
                 values, labels = lp.topk(min(beam + 1, lp.shape[0]))
                 for k, v in zip(labels.tolist(), values.tolist()):

@@ -181,13 +181,18 @@ class SpecAugment(nn.Module):
 class ConvSubsampling(nn.Module):
     """[B, T, F] features -> [B, T', d_model] with T' = ((T - 1) // 2 - 1) // 2, about T / 4.
 
-    Each Conv2d(kernel 3, stride 2, no padding) maps frames [2j, 2j + 2] to output j, so its output
-    count is ``(T - 1) // 2`` and an output is real exactly when its three inputs are: the length
-    formula applied to ``lengths`` gives outputs that padding never touches. Output j of the stack
-    sees input frames [4j, 4j + 6]. Taking it to stand for the 4-frame block [4j, 4j + 3] it looks
+    Two 1-D convolutions over time (the mel bins are the input channels), each kernel 3, stride 2,
+    no padding, followed by a GLU, as fairseq's speech-to-text subsampler. On a CPU this is ~8x
+    cheaper to train than the 2-D convolution stack of ESPnet/WeNet (measured at d 256, 128
+    channels: 21 ms vs 170 ms forward + backward for a 16 x 3.3 s batch) for the same time geometry.
+
+    Each convolution maps frames [2j, 2j + 2] to output j, so its output count is ``(T - 1) // 2``
+    and an output is real exactly when its three inputs are: the length formula applied to
+    ``lengths`` gives outputs that padding never touches. Output j of the stack sees input frames
+    [4j, 4j + 6]. Taking it to stand for the 4-frame block [4j, 4j + 3] it looks
     ``right_context = 3`` frames ahead (1 frame per layer at that layer's rate: 1 + 2), i.e. 30 ms
     at a 10 ms hop; a streaming encoder must buffer those frames before emitting the block.
-    Padded output positions are set to 0. Inputs need at least 7 frames and 7 mel bins.
+    Padded output positions are set to 0. Inputs need at least 7 frames.
     """
 
     right_context = 3
@@ -195,9 +200,8 @@ class ConvSubsampling(nn.Module):
     def __init__(self, n_mels: int, d_model: int, channels: int = 256):
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, kernel_size=3, stride=2), nn.ReLU(),
-            nn.Conv2d(channels, channels, kernel_size=3, stride=2), nn.ReLU())
-        self.proj = nn.Linear(channels * self.output_length(torch.tensor(n_mels)).item(), d_model)
+            nn.Conv1d(n_mels, 2 * channels, kernel_size=3, stride=2), nn.GLU(dim=1),
+            nn.Conv1d(channels, 2 * d_model, kernel_size=3, stride=2), nn.GLU(dim=1))
 
     @staticmethod
     def output_length(lengths: torch.Tensor) -> torch.Tensor:
@@ -205,7 +209,6 @@ class ConvSubsampling(nn.Module):
         return (half - 1).div(2, rounding_mode="floor").clamp_min(0)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.conv(features.unsqueeze(1))  # [B, C, T', F']
-        x = self.proj(x.permute(0, 2, 1, 3).flatten(2))  # [B, T', C * F'] -> [B, T', d_model]
+        x = self.conv(features.transpose(1, 2)).transpose(1, 2)  # [B, T', d_model]
         out_lengths = self.output_length(lengths)
         return x.masked_fill(~padding_mask(out_lengths, x.shape[1])[..., None], 0.0), out_lengths

@@ -32,7 +32,7 @@ class SpeechRecognizer(TrainingModule):
     def __init__(self, vocab_size: int = 0, encoder: BackboneConfig | None = None,
                  predictor: BackboneConfig | None = None, features: FeatureConfig | None = None,
                  loss: str = "transducer", ctc_weight: float = 0.3, joint_dim: int = 256, streaming: bool = False,
-                 subsampling_channels: int = 128, specaugment: bool = True, optim: OptimConfig | None = None,
+                 subsampling_channels: int = 256, specaugment: bool = True, optim: OptimConfig | None = None,
                  decoding: str = "greedy", beam: int = 4, head: str | None = None, cmvn_batches: int = 100):
         """``vocab_size`` is linked from the datamodule by the CLI. ``decoding``: greedy | beam (width
         ``beam``). ``head``: which head decodes when both exist (``loss: joint``): transducer (default)

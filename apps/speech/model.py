@@ -8,7 +8,6 @@ standard deviation as buffers, so checkpoints and exported models carry them.
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 from torchmetrics.text import CharErrorRate, WordErrorRate
@@ -20,7 +19,7 @@ from apps.speech.features import FeatureConfig, GlobalCMVN, LogMel, accumulate_s
 from apps.speech.metrics import mel_cepstral_distortion
 from core.models import BackboneConfig
 from core.tokenizers import tokenizer_from_json
-from core.training import OptimConfig, TrainingModule, as_config, load_checkpoint
+from core.training import OptimConfig, TrainingModule, as_config
 
 DECODERS = ("greedy", "beam")
 
@@ -63,14 +62,6 @@ class SpeechRecognizer(TrainingModule):
         self.tokenizer = target_tokenizer()
         self.val_wer, self.val_cer = WordErrorRate(), CharErrorRate()
         self.test_wer, self.test_cer = WordErrorRate(), CharErrorRate()
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "SpeechRecognizer":
-        """Rebuild from a checkpoint with ``weights_only=True`` loading (no pickled code runs)."""
-        ckpt = load_checkpoint(path)
-        model = cls(**ckpt["hyper_parameters"])
-        model.load_state_dict(ckpt["state_dict"])
-        return model.eval()
 
     # ------------------------------------------------------------------ CMVN from training data
 
@@ -204,14 +195,6 @@ class SpeechSynthesizer(TrainingModule):
     def on_load_checkpoint(self, checkpoint) -> None:
         if "tokenizer" in checkpoint:
             self.set_tokenizer(checkpoint["tokenizer"])
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path) -> "SpeechSynthesizer":
-        ckpt = load_checkpoint(path)
-        model = cls(**ckpt["hyper_parameters"])
-        model.load_state_dict(ckpt["state_dict"])
-        model.set_tokenizer(ckpt["tokenizer"])
-        return model.eval()
 
     def _losses(self, batch):
         mel, mel_lens = self.logmel(batch["audio"], batch["audio_lens"])

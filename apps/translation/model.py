@@ -18,7 +18,7 @@ from core.generation import GenerationConfig, Hypothesis, generate
 from core.models import BackboneConfig, EncoderDecoder, Seq2SeqConfig
 from core.models.hf import HFEncoderDecoder
 from core.tokenizers import BOS_ID, EOS_ID, PAD_ID, tokenizer_from_json
-from core.training import OptimConfig, TrainingModule, as_config, load_checkpoint, token_loss
+from core.training import OptimConfig, TrainingModule, as_config, token_loss
 
 METRICS = {"per": PhonemeErrorRate, "wer": WordErrorRateMultiRef, "bleu": CorpusBLEU, "chrf": CorpusChrF}
 
@@ -96,14 +96,10 @@ class TranslationModel(TrainingModule):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path) -> "TranslationModel":
-        """Rebuild from a checkpoint with ``weights_only=True`` loading (no pickled code runs)."""
-        ckpt = load_checkpoint(path)
-        model = cls(**ckpt["hyper_parameters"])
-        model.load_state_dict(ckpt["state_dict"])
-        if "tokenizers" not in ckpt:
+        model = super().from_checkpoint(path)
+        if model.tokenizers_json is None:
             raise ValueError(f"{path} holds no tokenizers; was it written by apps.translation.train?")
-        model.set_tokenizers(ckpt["tokenizers"])
-        return model.eval()
+        return model
 
     # --- training ---------------------------------------------------------------------------
     def _loss(self, batch):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
+from core.training.checkpoints import load_checkpoint
 from core.training.schedules import make_schedule
 
 
@@ -38,6 +39,16 @@ class TrainingModule(L.LightningModule):
     def __init__(self, optim: OptimConfig | None = None):
         super().__init__()
         self.optim = optim or OptimConfig()
+
+    @classmethod
+    def from_checkpoint(cls, path):
+        """Rebuild from a checkpoint with ``weights_only=True`` loading (no pickled code runs): the
+        saved hyperparameters, the weights, and what :meth:`on_load_checkpoint` restores (tokenizers)."""
+        ckpt = load_checkpoint(path)
+        model = cls(**ckpt["hyper_parameters"])
+        model.load_state_dict(ckpt["state_dict"])
+        model.on_load_checkpoint(ckpt)
+        return model.eval()
 
     def configure_optimizers(self):
         # No weight decay on norms, biases and embeddings: decaying them hurts and buys nothing.

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from core.mixers.forgetting_attention import ForgettingAttention
 from core.models import BackboneConfig
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 
 def make(seed=0, dtype=torch.float64, window=None, **opts):
@@ -45,13 +46,7 @@ def reference(m: ForgettingAttention, x, mask=None, window=None):
 
 
 def check_grads(m, x, y, ref):
-    w = torch.randn_like(y)
-    params = [x] + list(m.parameters())
-    names = ["x"] + [n for n, _ in m.named_parameters()]
-    grads = torch.autograd.grad((y * w).sum(), params)
-    ref_grads = torch.autograd.grad((ref * w).sum(), params)
-    for name, a, r in zip(names, grads, ref_grads):
-        torch.testing.assert_close(a, r, rtol=1e-8, atol=1e-10, msg=f"gradient of {name}")
+    assert_same_gradients(y, ref, parameters_and(m, x=x), rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("opts", [{}, {"qk_norm": True, "output_gate": True}], ids=["plain", "pro"])

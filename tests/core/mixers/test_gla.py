@@ -3,10 +3,10 @@ parameter gradient, float64), with strong and weak gates, and from a state. (Nei
 transformers nor an installed package implements GLA: no peer to compare with.)"""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from core.mixers.gla import GatedLinearAttention
 from core.models import BackboneConfig
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 
 def make(chunk=8, strong=False, seed=0, **opts):
@@ -53,13 +53,8 @@ def test_matches_per_token_equations_outputs_and_gradients(t, chunk, strong, wit
     torch.testing.assert_close(y, ref, rtol=1e-7, atol=1e-9)
     if with_state:
         torch.testing.assert_close(new["state"], ref_s, rtol=1e-7, atol=1e-9)
-    w = torch.randn_like(y)
-    leaves = [x, *m.parameters()] + ([s0] if with_state else [])
-    grads = torch.autograd.grad((y * w).sum(), leaves)
-    ref_grads = torch.autograd.grad((ref * w).sum(), leaves)
-    names = ["x"] + [n for n, _ in m.named_parameters()] + ["state"] * with_state
-    for name, a, r in zip(names, grads, ref_grads):
-        torch.testing.assert_close(a, r, rtol=1e-7, atol=1e-9, msg=f"gradient of {name}")
+    leaves = {**parameters_and(m, x=x), **({"state": s0} if with_state else {})}
+    assert_same_gradients(y, ref, leaves, rtol=1e-7, atol=1e-9)
 
 
 def test_options_shape_the_state():

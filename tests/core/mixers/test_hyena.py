@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from core.mixers.hyena import Hyena
 from core.models import BackboneConfig
 from core.ops.fftconv import fftconv_naive
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 D = 8
 
@@ -43,12 +44,7 @@ def test_fft_form_matches_direct_convolution_outputs_and_gradients(t, max_len):
     ref = reference(m, x)
     assert state is None
     torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-12)
-    w = torch.randn_like(y)
-    leaves = [x, *m.parameters()]
-    grads = torch.autograd.grad((y * w).sum(), leaves)
-    ref_grads = torch.autograd.grad((ref * w).sum(), leaves)
-    for name, a, r in zip(["x"] + [n for n, _ in m.named_parameters()], grads, ref_grads):
-        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-11, msg=f"gradient of {name}")
+    assert_same_gradients(y, ref, parameters_and(m, x=x), rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("t,max_len,prefill", [(20, 32, 7), (30, 12, 5), (30, 12, 17)])

@@ -7,6 +7,7 @@ import torch
 from core.mixers import MIXERS
 from core.mixers.mingru import MinLSTM
 from core.models import BackboneConfig
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 D = 16
 
@@ -55,13 +56,7 @@ def test_matches_paper_equations_outputs_and_gradients(name, t, with_state):
         torch.testing.assert_close(state["h"], ref_h, rtol=1e-10, atol=1e-12)
     else:
         assert state is None
-    w = torch.randn_like(y)
-    leaves = [x, *mixer.parameters()]
-    grads = torch.autograd.grad((y * w).sum(), leaves)
-    ref_grads = torch.autograd.grad((ref * w).sum(), leaves)
-    names = ["x"] + [n for n, _ in mixer.named_parameters()]
-    for n, got, want in zip(names, grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11, msg=f"gradient of {n}")
+    assert_same_gradients(y, ref, parameters_and(mixer, x=x), rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("name", ["mingru", "minlstm"])

@@ -9,6 +9,7 @@ import torch
 
 from core.mixers import MIXERS
 from core.models import BackboneConfig
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 D, HEADS = 16, 4
 
@@ -59,13 +60,7 @@ def test_matches_paper_equations_outputs_and_gradients(t, with_state):
     torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-12)
     if with_state:
         torch.testing.assert_close(new_state["h"], ref_h, rtol=1e-10, atol=1e-12)
-    w = torch.randn_like(y)
-    leaves = [x, *m.parameters()]
-    grads = torch.autograd.grad((y * w).sum(), leaves)
-    ref_grads = torch.autograd.grad((ref * w).sum(), leaves)
-    names = ["x"] + [n for n, _ in m.named_parameters()]
-    for n, got, want in zip(names, grads, ref_grads):
-        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11, msg=f"gradient of {n}")
+    assert_same_gradients(y, ref, parameters_and(m, x=x), rtol=1e-9, atol=1e-11)
 
 
 def test_matches_hf_recurrent_gemma_block():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from core.mixers.xlstm import MLSTM, mlstm_recurrence, soft_cap
 from core.models import BackboneConfig
+from tests.core.mixers.gradients import assert_same_gradients, parameters_and
 
 
 def paper_cell(q, k, v, i_pre, f_pre, c0=None, n0=None, cap=15.0):
@@ -142,13 +143,7 @@ def test_block_matches_per_token_paper_block_outputs_and_parameter_gradients():
     y, _ = m(x)
     ref = naive_block(m, x)
     torch.testing.assert_close(y, ref, rtol=1e-8, atol=1e-10)
-    w = torch.randn_like(y)
-    params = [x] + list(m.parameters())
-    grads = torch.autograd.grad((y * w).sum(), params)
-    ref_grads = torch.autograd.grad((ref * w).sum(), params)
-    names = ["x"] + [n for n, _ in m.named_parameters()]
-    for name, a, r in zip(names, grads, ref_grads):
-        torch.testing.assert_close(a, r, rtol=1e-7, atol=1e-9, msg=f"gradient of {name}")
+    assert_same_gradients(y, ref, parameters_and(m, x=x), rtol=1e-7, atol=1e-9)
 
 
 def test_block_keeps_paper_gate_init_inside_a_backbone():
@@ -225,13 +220,7 @@ def test_slstm_matches_unstabilised_paper_loop_outputs_and_gradients(with_state)
         torch.testing.assert_close(new["c"] * new["m"].exp(), c_ref, rtol=1e-9, atol=1e-11)
         torch.testing.assert_close(new["n"] * new["m"].exp(), n_ref, rtol=1e-9, atol=1e-11)
         torch.testing.assert_close(new["h"], h_ref, rtol=1e-9, atol=1e-11)
-    w = torch.randn_like(y)
-    params = [x] + list(m.parameters())
-    names = ["x"] + [name for name, _ in m.named_parameters()]
-    grads = torch.autograd.grad((y * w).sum(), params)
-    ref_grads = torch.autograd.grad((ref * w).sum(), params)
-    for name, a, r in zip(names, grads, ref_grads):
-        torch.testing.assert_close(a, r, rtol=1e-8, atol=1e-10, msg=f"gradient of {name}")
+    assert_same_gradients(y, ref, parameters_and(m, x=x), rtol=1e-8, atol=1e-10)
 
 
 def test_slstm_stabiliser_keeps_float32_exact_where_exp_overflows():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apps.speech.audio import SAMPLE_RATE, AudioError, audio_info
-from core.data import SkipReport, read_lines
+from core.data import SkipReport, text_lines
 
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's real duration
 
@@ -39,18 +39,6 @@ class Utterance:
     speaker: str = ""
     origin: str = ""
     line: int = 0
-
-
-def _decoded_lines(path: Path, report: SkipReport):
-    """(line number, text) of the non-blank lines of ``path``, counting each and skipping invalid UTF-8."""
-    for lineno, raw in enumerate(read_lines(path), start=1):
-        if not raw.strip():
-            continue
-        report.total += 1
-        try:
-            yield lineno, raw.decode("utf-8")
-        except UnicodeDecodeError:
-            report.skip("invalid UTF-8", lineno)
 
 
 def _skip(report: SkipReport, reason: str, utterance: Utterance) -> None:
@@ -71,7 +59,7 @@ def read_jsonl_manifest(path: str | Path) -> tuple[list[Utterance], SkipReport]:
     path = Path(path)
     report = SkipReport(str(path))
     utterances = []
-    for lineno, line in _decoded_lines(path, report):
+    for lineno, line in text_lines(path, report):
         try:
             obj = json.loads(line)
         except json.JSONDecodeError:
@@ -102,7 +90,7 @@ def read_ljspeech(folder: str | Path) -> tuple[list[Utterance], SkipReport]:
     path = folder / "metadata.csv"
     report = SkipReport(str(path))
     utterances = []
-    for lineno, line in _decoded_lines(path, report):
+    for lineno, line in text_lines(path, report):
         fields = line.split("|")
         if len(fields) not in (2, 3):
             report.skip("missing column" if len(fields) < 2 else "extra column", lineno)
@@ -127,7 +115,7 @@ def read_librispeech(folder: str | Path) -> tuple[list[Utterance], SkipReport]:
     report = SkipReport(str(folder))
     utterances = []
     for transcript in sorted(folder.glob("*/*/*.trans.txt")):
-        for lineno, line in _decoded_lines(transcript, report):
+        for lineno, line in text_lines(transcript, report):
             uid, _, text = line.strip().partition(" ")
             speaker = uid.split("-")[0]
             record = Utterance(transcript.parent / f"{uid}.flac", text.strip(), 0.0, speaker, str(transcript), lineno)

@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from apps.translation import corpora
-from core.data import DataWarning, SkipReport, read_lines
+from core.data import DataWarning, SkipReport, read_lines, text_lines
 from core.data.reports import SHOWN_LINES
 from core.tokenizers import (
     BOS_ID,
@@ -102,19 +102,8 @@ def _decode(line: bytes) -> str | None:
 
 
 def _text_lines(path: Path, report: SkipReport, records: list, limit: int | None) -> Iterator[tuple[int, str]]:
-    """(line number, text) of the non-blank lines of ``path``, counting each in ``report`` and
-    skipping invalid UTF-8; stops once ``records`` holds ``limit`` records."""
-    for lineno, raw in enumerate(read_lines(path), start=1):
-        if limit is not None and len(records) >= limit:
-            return
-        if not raw.strip():
-            continue
-        report.total += 1
-        text = _decode(raw)
-        if text is None:
-            report.skip("invalid UTF-8", lineno)
-            continue
-        yield lineno, text
+    """:func:`core.data.text_lines` that stops once ``records`` holds ``limit`` records."""
+    return text_lines(path, report, lambda: limit is not None and len(records) >= limit)
 
 
 def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], SkipReport]:

@@ -8,6 +8,7 @@ usable is left, :meth:`SkipReport.require` fails with a message that names the f
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,3 +75,19 @@ def read_lines(path: Path) -> list[bytes]:
     if lines[-1] == b"":
         lines.pop()
     return [line.removesuffix(b"\r") for line in lines]
+
+
+def text_lines(path: Path, report: SkipReport, done: Callable[[], bool] = lambda: False) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of ``path``, counting each in ``report`` and
+    skipping (and counting) invalid UTF-8; stops before the next line once ``done()`` is true
+    (a reader's record limit), so lines never read are not counted."""
+    for lineno, raw in enumerate(read_lines(path), start=1):
+        if done():
+            return
+        if not raw.strip():
+            continue
+        report.total += 1
+        try:
+            yield lineno, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            report.skip("invalid UTF-8", lineno)

@@ -38,12 +38,17 @@ BLANK = PAD_ID
 LOSSES = ("ctc", "transducer", "joint")
 
 
+def default_predictor() -> BackboneConfig:
+    """A one-layer prediction network: it only has to model the label history."""
+    return BackboneConfig(d_model=256, n_layers=1)
+
+
 @dataclass
 class ASRConfig:
     vocab_size: int
     encoder: BackboneConfig = field(default_factory=BackboneConfig)
     #: prediction network of the transducer (a small causal stack over labels)
-    predictor: BackboneConfig = field(default_factory=lambda: BackboneConfig(d_model=256, n_layers=1))
+    predictor: BackboneConfig = field(default_factory=default_predictor)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     #: ctc | transducer | joint (both heads, weighted by ctc_weight)
     loss: str = "transducer"

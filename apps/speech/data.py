@@ -120,6 +120,7 @@ class SpeechDataModule(L.LightningDataModule):
         self.limits = {"train": train_limit, "valid": eval_limit, "test": eval_limit, "predict": eval_limit}
         self.num_workers = num_workers
         self.tokenizer = target_tokenizer()
+        self._utterances: dict[str, list[Utterance]] = {}
         self._splits: dict[str, list[Example]] = {}
 
     @property
@@ -138,14 +139,20 @@ class SpeechDataModule(L.LightningDataModule):
             return Path(self.paths[split])
         return self.corpus_dir / f"{split}.jsonl" if self._bundled() and split in SPLITS else None
 
-    def examples(self, split: str) -> list[Example]:
-        if split not in self._splits:
+    def utterances(self, split: str) -> list[Utterance]:
+        """The split's valid utterances (read and validated once: one warning per file)."""
+        if split not in self._utterances:
             path = self.path(split)
             if path is None:
                 raise ValueError(f"no {split} corpus: set data.{split}")
             utterances, report = read_corpus(path)
             kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
-            self._splits[split] = self.make_examples(kept[: self.limits[split]])
+            self._utterances[split] = kept[: self.limits[split]]
+        return self._utterances[split]
+
+    def examples(self, split: str) -> list[Example]:
+        if split not in self._splits:
+            self._splits[split] = self.make_examples(self.utterances(split))
         return self._splits[split]
 
     def make_examples(self, utterances: list[Utterance]) -> list[Example]:
@@ -187,13 +194,8 @@ class SynthesisDataModule(SpeechDataModule):
         return [self._phonemes[u.text] for u in utterances]
 
     def phoneme_tokenizer(self) -> SpaceTokenizer:
-        if self.tokenizer is None:
-            path = self.path("train")
-            if path is None:
-                raise ValueError("no train corpus: the phoneme vocabulary is built from it")
-            utterances, report = read_corpus(path)
-            kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
-            self.tokenizer = SpaceTokenizer.train(self._phonemize(kept[: self.limits["train"]]))
+        if self.tokenizer is None:  # the phoneme vocabulary comes from the training split
+            self.tokenizer = SpaceTokenizer.train(self._phonemize(self.utterances("train")))
         return self.tokenizer
 
     @property

@@ -33,6 +33,7 @@ from torch import nn
 from apps.speech.asr import BLANK, ASRModel
 from apps.speech.audio import read_audio
 from apps.speech.model import SpeechRecognizer
+from core.export import stack_layer_specs
 from core.io import atomic_write_text
 from core.mixers import Attention
 from core.models.state import DecoderState
@@ -43,8 +44,7 @@ FORMAT = "seqlab.onnx_asr"
 
 def layer_specs(model: ASRModel) -> list[list[str] | None]:
     """Per predictor layer: None for an attention KV cache, else the names of its recurrent state."""
-    return [None if isinstance(layer.mixer, Attention) else sorted(layer.mixer.init_state(1, "cpu", torch.float32))
-            for layer in model.predictor.stack.layers]
+    return stack_layer_specs(model.predictor.stack)
 
 
 def state_names(specs, prefix: str) -> list[str]:

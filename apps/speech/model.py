@@ -13,10 +13,11 @@ import torch
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from apps.speech import decoding
-from apps.speech.asr import ASRConfig, ASRModel
+from apps.speech.asr import ASRConfig, ASRModel, default_predictor
 from apps.speech.data import target_tokenizer
 from apps.speech.features import FeatureConfig, GlobalCMVN, LogMel, accumulate_stats
 from apps.speech.metrics import mel_cepstral_distortion
+from apps.speech.tts import DecoderTTS, TransformerTTS, TTSConfig
 from core.models import BackboneConfig
 from core.tokenizers import tokenizer_from_json
 from core.training import OptimConfig, TrainingModule, as_config
@@ -42,7 +43,7 @@ class SpeechRecognizer(TrainingModule):
         if decoding not in DECODERS:
             raise ValueError(f"decoding={decoding!r}; expected one of {DECODERS}")
         self.cfg = ASRConfig(vocab_size, as_config(BackboneConfig, encoder),
-                             as_config(BackboneConfig, predictor) if predictor is not None else ASRConfig(1).predictor,
+                             as_config(BackboneConfig, predictor) if predictor is not None else default_predictor(),
                              as_config(FeatureConfig, features), loss, ctc_weight, joint_dim, streaming,
                              subsampling_channels, specaugment)
         self.head = head or ("ctc" if loss == "ctc" else "transducer")
@@ -154,8 +155,6 @@ class SpeechSynthesizer(TrainingModule):
         linear-attention ``backbone.mixer`` for O(1) memory per frame) or transformer (encoder-decoder
         baseline with guided attention; ``encoder`` configures its phoneme encoder)."""
         super().__init__(as_config(OptimConfig, optim))
-        from apps.speech.tts import DecoderTTS, TransformerTTS, TTSConfig
-
         if vocab_size <= 0:
             raise ValueError("vocab_size must be set (the CLI links it from the data)")
         if architecture not in ("decoder", "transformer"):

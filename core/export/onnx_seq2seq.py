@@ -64,12 +64,14 @@ def encoder_output_names(n_layers: int) -> list[str]:
 LayerSpec = "list[str] | None"
 
 
+def stack_layer_specs(stack) -> list[list[str] | None]:
+    """Per layer of a causal stack: None for an attention KV cache, else its recurrent state's names."""
+    return [None if isinstance(layer.mixer, Attention) else sorted(layer.mixer.init_state(1, "cpu", torch.float32))
+            for layer in stack.layers]
+
+
 def decoder_layer_specs(model: EncoderDecoder) -> list[list[str] | None]:
-    specs = []
-    for layer in model.decoder.stack.layers:
-        mixer = layer.mixer
-        specs.append(None if isinstance(mixer, Attention) else sorted(mixer.init_state(1, "cpu", torch.float32)))
-    return specs
+    return stack_layer_specs(model.decoder.stack)
 
 
 def _specs(layers) -> list[list[str] | None]:

@@ -13,6 +13,10 @@ No recordings ship with the repository and nothing is downloaded, so a fresh mac
 5. ``out/{train,valid,test}.jsonl`` list the utterances, split by the hash of the normalized text
    (90/5/5), so a sentence heard in training is never a test sentence.
 
+With ``voice`` set (``--voice en-us``) every verse is read by that one voice at its default rate and
+pitch instead: the single-speaker corpus a TTS model without speaker conditioning wants (as LJSpeech
+is), with the same sentences and the same split.
+
 The speech is synthetic and fairly robotic: good for checking that an ASR or TTS pipeline learns,
 not a measure of real-world accuracy.
 """
@@ -77,8 +81,14 @@ def pick_sentences(verses: dict[str, str], n: int, seed: int, min_words: int, ma
     return fitting[:n]
 
 
-def voice_for(ref: str, seed: int) -> dict:
-    """The voice, rate and pitch that read verse ``ref``: a pure function of (seed, ref)."""
+DEFAULT_RATE, DEFAULT_PITCH = 175, 50  # espeak-ng's own defaults
+
+
+def voice_for(ref: str, seed: int, voice: str | None = None) -> dict:
+    """The voice, rate and pitch that read verse ``ref``: a pure function of (seed, ref), or the one
+    ``voice`` at its default rate and pitch."""
+    if voice is not None:
+        return {"voice": voice, "rate": DEFAULT_RATE, "pitch": DEFAULT_PITCH}
     rng = random.Random(f"{seed}:{ref}")
     return {"voice": rng.choice(VOICES), "rate": rng.randint(*RATES), "pitch": rng.randint(*PITCHES)}
 
@@ -111,8 +121,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 README = """Synthetic speech from real text, built offline by apps.speech.corpus.build_espeak_corpus.
 
 Text: {n} verses of the {module} Bible (Debian SWORD module), {min_words}-{max_words} words, no digits.
-Speech: Debian espeak-ng, voices {voices}, rates {rates[0]}-{rates[1]} wpm, pitches {pitches[0]}-{pitches[1]},
-chosen per verse from seed {seed}; resampled to {rate} Hz mono 16-bit WAV (wavs/).
+Speech: Debian espeak-ng, {speech}; resampled to {rate} Hz mono 16-bit WAV (wavs/).
 Manifests: train/valid/test.jsonl (audio, text, duration, speaker = voice name, voice settings),
 split 90/5/5 by the normalized transcript, so no sentence is shared between splits.
 The "text" field is the original verse; apps.speech.manifests.normalize_transcript gives ASR targets.
@@ -127,6 +136,7 @@ def build_espeak_corpus(
     max_words: int = 20,
     jobs: int = 2,
     overwrite: bool = False,
+    voice: str | None = None,
 ) -> dict:
     """Build the corpus in ``out`` (see the module docstring); returns a summary
     ``{"utterances": {split: n}, "hours": h, "skipped": k, "out": path}``."""
@@ -139,14 +149,14 @@ def build_espeak_corpus(
 
     def speak(item: tuple[str, str]) -> dict | None:
         ref, text = item
-        voice = voice_for(ref, seed)
+        settings = voice_for(ref, seed, voice)
         try:
-            duration = synthesize(binary, text, voice, out / "wavs" / f"{ref}.wav")
+            duration = synthesize(binary, text, settings, out / "wavs" / f"{ref}.wav")
         except (subprocess.SubprocessError, AudioError):
             return None
         return {
             "audio": f"wavs/{ref}.wav", "text": text, "duration": round(duration, 3),
-            "speaker": voice["voice"], "voice": voice,
+            "speaker": settings["voice"], "voice": settings,
         }
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -158,8 +168,10 @@ def build_espeak_corpus(
     for name, split_rows in by_split.items():
         _write_jsonl(out / f"{name}.jsonl", split_rows)
     (out / "README.txt").write_text(README.format(
-        n=len(made), module=module, min_words=min_words, max_words=max_words, voices=", ".join(VOICES),
-        rates=RATES, pitches=PITCHES, seed=seed, rate=SAMPLE_RATE,
+        n=len(made), module=module, min_words=min_words, max_words=max_words, rate=SAMPLE_RATE,
+        speech=(f"one voice, {voice}, at {DEFAULT_RATE} wpm and pitch {DEFAULT_PITCH}" if voice else
+                f"voices {', '.join(VOICES)}, rates {RATES[0]}-{RATES[1]} wpm, pitches {PITCHES[0]}-{PITCHES[1]}, "
+                f"chosen per verse from seed {seed}"),
     ), encoding="utf-8")
     return {
         "out": str(out),

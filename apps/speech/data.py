@@ -100,8 +100,11 @@ class SpeechDataModule(L.LightningDataModule):
             (JSONL manifest, LJSpeech folder, LibriSpeech tree). Left unset, the bundled espeak-ng
             corpus is used (built on first use into ``corpus_dir``).
         predict: a corpus whose utterances are transcribed by ``predict``.
-        corpus_dir: where the bundled corpus lives (default ``<cache>/speech/espeak-<n_sentences>``).
+        corpus_dir: where the bundled corpus lives (default ``<cache>/speech/espeak-<n_sentences>``,
+            or ``espeak-<voice>-<n_sentences>``).
         n_sentences: size of the bundled corpus (before its 90/5/5 split).
+        voice: build the bundled corpus with this one espeak-ng voice (single speaker, for TTS)
+            instead of 12 voices at random rates and pitches.
         max_seconds: longer utterances are skipped (and counted).
         batch_seconds: padded audio per batch (longest utterance x batch size).
         max_batch: utterances per batch at most.
@@ -110,12 +113,14 @@ class SpeechDataModule(L.LightningDataModule):
 
     def __init__(self, train: str | None = None, valid: str | None = None, test: str | None = None,
                  predict: str | None = None, corpus_dir: str | None = None, n_sentences: int = 2000,
+                 voice: str | None = None,
                  max_seconds: float = 20.0, batch_seconds: float = 120.0, max_batch: int = 32,
                  train_limit: int | None = None, eval_limit: int | None = None, num_workers: int = 0):
         super().__init__()
         self.paths = {"train": train, "valid": valid, "test": test, "predict": predict}
-        self.corpus_dir = Path(corpus_dir) if corpus_dir else default_cache_dir() / "speech" / f"espeak-{n_sentences}"
-        self.n_sentences = n_sentences
+        name = f"espeak-{voice}-{n_sentences}" if voice else f"espeak-{n_sentences}"
+        self.corpus_dir = Path(corpus_dir) if corpus_dir else default_cache_dir() / "speech" / name
+        self.n_sentences, self.voice = n_sentences, voice
         self.max_seconds, self.batch_seconds, self.max_batch = max_seconds, batch_seconds, max_batch
         self.limits = {"train": train_limit, "valid": eval_limit, "test": eval_limit, "predict": eval_limit}
         self.num_workers = num_workers
@@ -132,7 +137,7 @@ class SpeechDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self._bundled() and not (self.corpus_dir / "train.jsonl").exists():
-            build_espeak_corpus(self.corpus_dir, self.n_sentences)
+            build_espeak_corpus(self.corpus_dir, self.n_sentences, voice=self.voice)
 
     def path(self, split: str) -> Path | None:
         if self.paths[split]:
@@ -214,11 +219,13 @@ def main(argv: list[str] | None = None) -> None:
     espeak.add_argument("--out", required=True, help="folder for wavs/, {train,valid,test}.jsonl and README.txt")
     espeak.add_argument("--n-sentences", type=int, default=2000)
     espeak.add_argument("--seed", type=int, default=0)
+    espeak.add_argument("--voice", help="one espeak-ng voice for every verse (e.g. en-us: a single-speaker TTS corpus)")
     espeak.add_argument("--jobs", type=int, default=2, help="espeak-ng processes run at once")
     espeak.add_argument("--overwrite", action="store_true", help="rebuild even if --out is not empty")
     args = parser.parse_args(argv)
 
-    summary = build_espeak_corpus(args.out, args.n_sentences, args.seed, jobs=args.jobs, overwrite=args.overwrite)
+    summary = build_espeak_corpus(args.out, args.n_sentences, args.seed, jobs=args.jobs, overwrite=args.overwrite,
+                                  voice=args.voice)
     splits = ", ".join(f"{name} {n}" for name, n in summary["utterances"].items())
     print(f"{summary['out']}: {splits} utterances, {summary['hours']:.2f} hours, {summary['skipped']} skipped")
 

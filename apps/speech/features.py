@@ -79,7 +79,10 @@ class LogMel(nn.Module):
         frame_lengths = self.frames(lengths)
         if waveform.shape[1] < self.config.n_fft:  # no complete frame anywhere in the batch
             return waveform.new_zeros(waveform.shape[0], 0, self.config.n_mels), frame_lengths
-        features = torch.log(self.mel(waveform.float()) + LOG_FLOOR).transpose(1, 2)
+        # float32 even under bf16/fp16 autocast: mel energies span many decades before the log, and
+        # they are the TTS model's targets
+        with torch.autocast(waveform.device.type, enabled=False):
+            features = torch.log(self.mel(waveform.float()) + LOG_FLOOR).transpose(1, 2)
         valid = padding_mask(frame_lengths, features.shape[1])
         return features.masked_fill(~valid[..., None], 0.0), frame_lengths
 

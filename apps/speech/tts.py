@@ -51,10 +51,21 @@ class PreNet(nn.Module):
         super().__init__()
         self.fc1, self.fc2, self.out, self.p = nn.Linear(d_in, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, d_out), dropout
 
-    def forward(self, x):
-        x = F.dropout(F.relu(self.fc1(x)), self.p, training=True)  # always on, see the module docstring
-        x = F.dropout(F.relu(self.fc2(x)), self.p, training=True)
+    def forward(self, x, mask: torch.Tensor | None = None):
+        """``mask`` [..., 2, hidden] (0 or 1 / (1 - p)) replaces the random dropout of both layers:
+        an exported graph takes it as an input, and a parity check feeds both sides the same one."""
+        if mask is None:  # dropout always on, see the module docstring
+            x = F.dropout(F.relu(self.fc1(x)), self.p, training=True)
+            x = F.dropout(F.relu(self.fc2(x)), self.p, training=True)
+        else:
+            x = F.relu(self.fc1(x)) * mask[..., 0, :]
+            x = F.relu(self.fc2(x)) * mask[..., 1, :]
         return self.out(x)
+
+    def sample_masks(self, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Dropout masks [steps, 2, hidden] for :meth:`forward`'s ``mask``, one pair per decoding step."""
+        keep = torch.rand(steps, 2, self.fc1.out_features, generator=generator) >= self.p
+        return keep / (1 - self.p)
 
 
 class PostNet(nn.Module):
@@ -117,13 +128,16 @@ class _FrameHeads(nn.Module):
         pre = self.frames(h).reshape(h.shape[0], -1, m)  # [B, steps * r, M]
         return pre, self.stop(h).squeeze(-1)
 
-    def generate(self, decoder, state, audio_bias, m: int, max_steps: int) -> torch.Tensor:
+    def generate(self, decoder, state, audio_bias, m: int, max_steps: int,
+                 prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
         """Free-running synthesis from a decoder ``state`` (text already read): each step feeds the
-        previous step's frames through the pre-net until the stop flag fires -> [T, M] after the post-net."""
+        previous step's frames through the pre-net until the stop flag fires -> [T, M] after the post-net.
+        ``prenet_masks`` [max_steps, 2, prenet_dim] fixes the pre-net's dropout (default: random)."""
         step_in = torch.zeros(1, 1, self.frames.out_features, device=self.frames.weight.device)
         frames = []
-        for _ in range(max_steps):
-            h, state = decoder(self.prenet(step_in) + audio_bias, state=state)
+        for i in range(max_steps):
+            mask = None if prenet_masks is None else prenet_masks[i].to(step_in)
+            h, state = decoder(self.prenet(step_in, mask) + audio_bias, state=state)
             pre, stop = self.outputs(h, m)
             frames.append(pre)
             if torch.sigmoid(stop[0, -1]) > 0.5:
@@ -155,13 +169,14 @@ class DecoderTTS(nn.Module):
         return tts_losses(pre, post, stop, mel, mel_lens, cfg.reduction, cfg.stop_weight), post
 
     @torch.no_grad()
-    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000) -> torch.Tensor:
+    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000,
+                   prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
         """One phoneme sequence [1, n] -> log-mel [T, n_mels]: prefill the text, then one step per
         ``reduction`` frames with the decoder's state, until the stop flag fires."""
         cfg, p = self.cfg, self.heads.frames.weight
         state = self.decoder.init_state(1, p.device, p.dtype)
         _, state = self.decoder(self.embed(phonemes) + self.segment.weight[0], state=state)
-        return self.heads.generate(self.decoder, state, self.segment.weight[1], cfg.n_mels, max_steps)
+        return self.heads.generate(self.decoder, state, self.segment.weight[1], cfg.n_mels, max_steps, prenet_masks)
 
 
 def _pack(text: torch.Tensor, text_lens: torch.Tensor, audio: torch.Tensor):
@@ -211,11 +226,12 @@ class TransformerTTS(nn.Module):
         return losses, post
 
     @torch.no_grad()
-    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000) -> torch.Tensor:
+    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000,
+                   prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
         cfg, p = self.cfg, self.heads.frames.weight
         memory, _ = self.encode(phonemes, torch.tensor([phonemes.shape[1]], device=p.device))
         state = self.decoder.init_state(1, p.device, p.dtype, memory)
-        return self.heads.generate(self.decoder, state, 0.0, cfg.n_mels, max_steps)
+        return self.heads.generate(self.decoder, state, 0.0, cfg.n_mels, max_steps, prenet_masks)
 
 
 def cross_attention_weights(cross, x: torch.Tensor, memory: dict) -> torch.Tensor:

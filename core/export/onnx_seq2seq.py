@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.export.states import example_states, layer_state_names, stack_layer_specs, state_shapes, unflatten_states
 from core.mixers import Attention
 from core.models.encoder_decoder import EncoderDecoder
 from core.models.state import DecoderState
@@ -62,12 +63,6 @@ def encoder_output_names(n_layers: int) -> list[str]:
 
 #: a decoder layer's self-state in the graphs: None = attention KV cache, else the recurrent state's names
 LayerSpec = "list[str] | None"
-
-
-def stack_layer_specs(stack) -> list[list[str] | None]:
-    """Per layer of a causal stack: None for an attention KV cache, else its recurrent state's names."""
-    return [None if isinstance(layer.mixer, Attention) else sorted(layer.mixer.init_state(1, "cpu", torch.float32))
-            for layer in stack.layers]
 
 
 def decoder_layer_specs(model: EncoderDecoder) -> list[list[str] | None]:
@@ -129,7 +124,7 @@ class DecoderStepGraph(nn.Module):
     def forward(self, input_ids: torch.Tensor, offset: torch.Tensor, memory_mask: torch.Tensor, *past: torch.Tensor):
         layers, memory, pos = [], [], 0
         for spec in self.specs:
-            names = ["key", "value"] if spec is None else spec
+            names = layer_state_names(spec)
             layers.append(dict(zip(names, past[pos: pos + len(names)])))
             ek, ev = past[pos + len(names): pos + len(names) + 2]
             memory.append({"key": ek, "value": ev, "mask": memory_mask})
@@ -137,7 +132,7 @@ class DecoderStepGraph(nn.Module):
         logits, state = self.model.step(input_ids, DecoderState(layers, memory, offset))
         out = [logits]
         for spec, s in zip(self.specs, state.layers):
-            out += [s[n] for n in (["key", "value"] if spec is None else spec)]
+            out += [s[n] for n in layer_state_names(spec)]
         return tuple(out)
 
 
@@ -200,20 +195,14 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
             prog.save(enc_path, external_data=big)
 
             memory, mask = model.encode(src)
+            states, shapes = example_states(model.decoder.stack, specs, b, p, gen, batch, past_len, device, dtype)
             past: list[torch.Tensor] = []
             past_shapes: list[dict] = []
-            for layer, spec, m in zip(model.decoder.stack.layers, specs, model.decoder.memory_states(memory, mask)):
-                if spec is None:
-                    mixer = layer.mixer
-                    cache = torch.randn(b, mixer.n_kv_heads, p, mixer.head_dim, generator=gen).to(device, dtype)
-                    past += [cache, cache.clone()]
-                    past_shapes += [{0: batch, 2: past_len}] * 2
-                else:  # a random (not zero) state, so no input looks constant to the exporter
-                    state = layer.mixer.init_state(b, device, dtype)
-                    past += [torch.randn(state[n].shape, generator=gen).to(device, dtype) for n in spec]
-                    past_shapes += [{0: batch}] * len(spec)
-                past += [m["key"], m["value"]]
-                past_shapes += [{0: batch, 2: src_len}] * 2
+            for spec, st, sh, m in zip(specs, unflatten_states(specs, states), unflatten_states(specs, shapes),
+                                       model.decoder.memory_states(memory, mask)):
+                names = layer_state_names(spec)
+                past += [st[n] for n in names] + [m["key"], m["value"]]
+                past_shapes += [sh[n] for n in names] + [{0: batch, 2: src_len}] * 2
             ids = torch.randint(0, cfg.tgt_vocab_size, (b, t), generator=gen).to(device)
             offset = torch.tensor(p, dtype=torch.long, device=device)
             dec_path = out_dir / DECODER_FILE
@@ -243,9 +232,7 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
         "cross_heads": cross.n_heads,
         "window": attn.window if attn else None,
         # per decoder layer: null = attention KV cache, else {state name: shape without the batch}
-        "layer_states": [None if spec is None else {n: list(st[n].shape[1:]) for n in spec}
-                         for spec, st in zip(specs, (None if sp is None else layer.mixer.init_state(1, "cpu", dtype)
-                                                     for sp, layer in zip(specs, model.decoder.stack.layers)))],
+        "layer_states": state_shapes(model.decoder.stack, specs),
         "step_only": step_only,
         "src_vocab_size": cfg.src_vocab_size,
         "tgt_vocab_size": cfg.tgt_vocab_size,

@@ -140,3 +140,33 @@ def _as_int64(x) -> np.ndarray:
 
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+# ----------------------------------------------------------------------------- helpers for app runners
+
+def open_export(path: str | Path, fmt: str, providers: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """``config.json`` of an export folder (checked to be of format ``fmt``) and an onnxruntime
+    session for each entry of its ``"files"``."""
+    path = Path(path)
+    config = json.loads((path / CONFIG_FILE).read_text())
+    if config.get("format") != fmt:
+        raise ValueError(f"{path} does not hold a {fmt} export")
+    providers = list(providers or ["CPUExecutionProvider"])
+    return config, {name: ort.InferenceSession(str(path / f), providers=providers) for name, f in config["files"].items()}
+
+
+def empty_state_feeds(session: ort.InferenceSession, layer_states: list[dict | None], prefix: str = "past",
+                      batch: int = 1) -> dict[str, np.ndarray]:
+    """Zero states for a step graph's ``{prefix}.{i}.*`` inputs (:func:`core.export.state_io_names`):
+    length-0 KV caches, sized from the graph's inputs, or zero recurrent states of the shapes in
+    ``layer_states`` (:func:`core.export.state_shapes`)."""
+    inputs = {x.name: x.shape for x in session.get_inputs()}
+    feeds = {}
+    for i, layer in enumerate(layer_states):
+        if layer is None:
+            shape = inputs[f"{prefix}.{i}.key"]
+            empty = np.zeros((batch, shape[1], 0, shape[3]), np.float32)
+            feeds[f"{prefix}.{i}.key"], feeds[f"{prefix}.{i}.value"] = empty, empty.copy()
+        else:
+            feeds.update({f"{prefix}.{i}.state.{n}": np.zeros([batch, *s], np.float32) for n, s in layer.items()})
+    return feeds

@@ -49,6 +49,20 @@ def test_manifests_describe_16k_mono_audio(corpus):
     assert "synthetic speech from real text" in (out / "README.txt").read_text().lower()
 
 
+def test_single_voice_corpus_has_the_same_sentences_and_split(corpus, tmp_path):
+    out, summary = corpus
+    single = build_espeak_corpus(tmp_path / "one", n_sentences=6, seed=3, jobs=2, voice="en-us")
+    assert single["utterances"] == summary["utterances"]
+    for split in SPLITS:
+        if not summary["utterances"][split]:
+            continue
+        mixed, _ = read_jsonl_manifest(out / f"{split}.jsonl")
+        one, _ = read_jsonl_manifest(tmp_path / "one" / f"{split}.jsonl")
+        assert [u.text for u in one] == [u.text for u in mixed]
+        assert {u.speaker for u in one} == {"en-us"}
+    assert "one voice, en-us" in (tmp_path / "one" / "README.txt").read_text()
+
+
 def test_choice_is_deterministic():
     verses = {
         "A.1.1": "one two three four", "A.1.2": "has 12 digits in it",

@@ -1,12 +1,19 @@
-"""ONNX export of ASR models: onnxruntime transcribes exactly what PyTorch does (greedy), for the
-CTC head and for transducers whose prediction network is attention or a recurrent mixer."""
+"""ONNX export of speech models. ASR: onnxruntime transcribes exactly what PyTorch does (greedy), for
+the CTC head and for transducers, with attention or recurrent encoders (bidirectional or causal) and
+prediction networks, on audio of lengths the export never saw. TTS: the
+step graphs synthesize the same spectrogram as PyTorch (same length, same frames) when both get the
+same pre-net dropout masks, for the decoder-only model (recurrent and attention) and Transformer-TTS."""
+import numpy as np
 import pytest
 import torch
 
 from apps.speech.audio import write_wav
-from apps.speech.export import OnnxTranscriber, main
-from apps.speech.model import SpeechRecognizer
+from apps.speech.export import main
+from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
+from apps.speech.onnx_asr import OnnxTranscriber
+from apps.speech.onnx_tts import OnnxSynthesizer
 from core.models import BackboneConfig
+from core.tokenizers import SpaceTokenizer
 
 
 def saved_recognizer(tmp_path, loss, encoder_mixer, predictor_mixer, streaming):
@@ -27,6 +34,8 @@ def saved_recognizer(tmp_path, loss, encoder_mixer, predictor_mixer, streaming):
     ("ctc", "attention", "attention", False),
     ("transducer", "attention", "attention", False),
     ("transducer", "attention", "gla", True),
+    ("ctc", "mamba", "attention", False),  # bidirectional recurrent encoder: exported as ONNX Scans
+    ("transducer", "gla", "mamba", True),  # streaming recurrent encoder and predictor
 ])
 def test_onnx_transcripts_equal_pytorch(tmp_path, loss, encoder_mixer, predictor_mixer, streaming, capsys):
     model, ckpt = saved_recognizer(tmp_path, loss, encoder_mixer, predictor_mixer, streaming)
@@ -45,7 +54,46 @@ def test_onnx_transcripts_equal_pytorch(tmp_path, loss, encoder_mixer, predictor
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])
 
 
-def test_recurrent_encoders_are_refused_with_a_reason(tmp_path):
-    _, ckpt = saved_recognizer(tmp_path, "ctc", "mamba", "attention", True)
-    with pytest.raises(ValueError, match="needs attention mixers"):
+def saved_synthesizer(tmp_path, architecture, mixer):
+    torch.manual_seed(0)
+    tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d", "ð ə | k æ t , s æ t"])
+    layer = dict(d_model=32, n_heads=2, dropout=0.0, position="rope" if mixer == "attention" else "none")
+    model = SpeechSynthesizer(
+        vocab_size=tokenizer.vocab_size, architecture=architecture, backbone=BackboneConfig(n_layers=2, mixer=mixer, **layer),
+        encoder=BackboneConfig(n_layers=1, **layer), reduction=2, prenet_dim=16, postnet_channels=8, max_steps=12)
+    stop = model.model.heads.stop
+    with torch.no_grad():  # a sharp stop head that fires on about a quarter of the steps: some utterances stop early
+        stop.weight.mul_(10.0)
+        logits = []
+        hook = stop.register_forward_hook(lambda module, args, out: logits.append(float(out.flatten()[-1])))
+        model.model.eval().synthesize(torch.tensor([[5, 6, 7, 8, 9]]), 12)
+        hook.remove()
+        stop.bias -= sorted(logits)[len(logits) * 3 // 4]
+    model.set_tokenizer(tokenizer.to_json())
+    ckpt = tmp_path / "tts.ckpt"
+    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict(),
+                "tokenizer": model.tokenizer_json}, ckpt)
+    return model, ckpt
+
+
+@pytest.mark.parametrize("architecture,mixer", [("decoder", "gla"), ("decoder", "attention"), ("transformer", "attention")])
+def test_onnx_tts_step_graphs_equal_pytorch(tmp_path, monkeypatch, architecture, mixer, capsys):
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))  # no corpus: random phonemes are checked
+    model, ckpt = saved_synthesizer(tmp_path, architecture, mixer)
+    assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx"), "--n-check", "3"]) == 0
+    assert "3/3 agree" in capsys.readouterr().out
+    runner = OnnxSynthesizer(tmp_path / "onnx")
+    assert runner.config["architecture"] == architecture
+    lengths = set()
+    for seed, ids in enumerate([[5, 6, 7, 8, 9], [4, 9, 6], [7, 7, 5, 4], [8, 5, 9, 6, 4, 7]]):
+        masks = runner.sample_masks(12, seed)
+        assert set(np.unique(masks)) == {0.0, 2.0}  # dropout 0.5: dropped or scaled by 1 / (1 - p)
+        ours = model.model.eval().synthesize(torch.tensor([ids]), 12, torch.from_numpy(masks)).numpy()
+        onnx = runner(ids, masks)
+        np.testing.assert_allclose(onnx, ours, rtol=1e-4, atol=1e-4)
+        lengths.add(len(onnx))
+        other = runner(ids, runner.sample_masks(12, seed + 7))  # the masks matter
+        assert other.shape != onnx.shape or not np.allclose(other, onnx)
+    assert min(lengths) < 24 and len(lengths) > 1, lengths  # the stop flag fired, at different steps
+    with pytest.raises(SystemExit, match="not empty"):
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])

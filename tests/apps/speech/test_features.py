@@ -49,6 +49,17 @@ def test_log_mel_uses_config_and_handles_all_short_batch():
     assert abs(centers[feats[0].mean(0).argmax()] - 1000) < 60
 
 
+def test_log_mel_stays_float32_under_bf16_autocast():
+    """bf16-mixed training must not quantize the features (the TTS targets): the front end opts out."""
+    torch.manual_seed(0)
+    wave = torch.randn(2, 8000) * 0.1
+    ref, _ = LogMel()(wave)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = LogMel()(wave)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref)
+
+
 def test_cmvn_normalises_real_frames_and_ignores_padding():
     torch.manual_seed(0)
     lengths = torch.tensor([30, 17, 5])

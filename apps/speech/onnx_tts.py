@@ -1,0 +1,204 @@
+"""ONNX export of a TTS acoustic model as step graphs, and a runner that synthesizes with onnxruntime.
+
+Synthesis is a loop (one decoder step per ``reduction`` frames until the stop flag fires), so the
+export is the loop's body, as for the ASR prediction network, plus what runs once around it:
+
+``step.onnx``      one decoder step.
+    decoder-only:  phoneme [batch, 1] int64, last_frames [batch, 1, r * n_mels] (the previous step's output),
+                   prenet_mask [batch, 2, prenet_dim], audio [batch] bool (False: read ``phoneme``, True:
+                   read ``last_frames``), offset [] int64,
+                   ``past.{i}.*`` -> frames [batch, r, n_mels] (before the post-net), stop [batch] (logit),
+                   ``present.{i}.*``. The text is read through the same step, one phoneme at a time: a
+                   recurrent mixer's step form is the one that exports for any length.
+    transformer:   last_frames, prenet_mask, offset, memory_mask [batch, n], ``past.{i}.*``,
+                   ``memory.{i}.key/value`` -> frames, stop, ``present.{i}.*``
+``encoder.onnx``   (transformer) phonemes [batch, n] int64, phoneme_lens [batch] int64
+                   -> memory_mask, ``memory.{i}.key/value`` (cross-attention inputs of every decoder layer)
+``postnet.onnx``   frames [batch, T, n_mels] -> mel [batch, T, n_mels]
+
+``prenet_mask`` is the pre-net's dropout (it stays on at inference, as in Tacotron 2), made an input
+so that the graphs are deterministic: the runner draws it from a seeded numpy generator, and the
+parity check in ``python -m apps.speech.export`` hands PyTorch the same masks.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from apps.speech.model import SpeechSynthesizer
+from apps.speech.tts import DecoderTTS, TransformerTTS
+from core.export import (
+    empty_state_feeds, example_states, flatten_states, open_export, stack_layer_specs, state_io_names, state_shapes,
+    unflatten_states,
+)
+from core.io import atomic_write_text
+from core.models.state import DecoderState
+
+OPSET = 18
+FORMAT = "seqlab.onnx_tts"
+
+
+class DecoderStepGraph(nn.Module):
+    def __init__(self, model: DecoderTTS):
+        super().__init__()
+        self.model, self.specs = model, stack_layer_specs(model.decoder.stack)
+
+    def forward(self, phoneme, frames, prenet_mask, audio, offset, *past):
+        m = self.model
+        text = m.embed(phoneme) + m.segment.weight[0]
+        sound = m.heads.prenet(frames, prenet_mask[:, None]) + m.segment.weight[1]
+        x = torch.where(audio[:, None, None], sound, text)
+        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), None, offset))
+        pre, stop = m.heads.outputs(h, m.cfg.n_mels)
+        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+
+
+class TransformerStepGraph(nn.Module):
+    def __init__(self, model: TransformerTTS):
+        super().__init__()
+        self.model, self.specs = model, stack_layer_specs(model.decoder.stack)
+
+    def forward(self, frames, prenet_mask, offset, memory_mask, *past_and_memory):
+        m, n = self.model, len(state_io_names(self.specs, "past"))
+        past, kv = past_and_memory[:n], past_and_memory[n:]
+        memory = [{"key": k, "value": v, "mask": memory_mask} for k, v in zip(kv[0::2], kv[1::2])]
+        x = m.heads.prenet(frames, prenet_mask[:, None])
+        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), memory, offset))
+        pre, stop = m.heads.outputs(h, m.cfg.n_mels)
+        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+
+
+class TransformerEncoderGraph(nn.Module):
+    def __init__(self, model: TransformerTTS):
+        super().__init__()
+        self.model = model
+
+    def forward(self, phonemes, phoneme_lens):
+        memory, mask = self.model.encode(phonemes, phoneme_lens)
+        return (mask, *(t for m in memory for t in (m["key"], m["value"])))
+
+
+class PostNetGraph(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.postnet = model.heads.postnet
+
+    def forward(self, frames):
+        return self.postnet(frames)
+
+
+def memory_names(n_layers: int) -> list[str]:
+    return [f"memory.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+
+
+def export_tts(synth: SpeechSynthesizer, out_dir: str | Path) -> dict:
+    """Write the graphs, ``tokenizer.json`` and ``config.json`` into ``out_dir``; returns the config."""
+    model, cfg = synth.model.eval(), synth.cfg
+    transformer = isinstance(model, TransformerTTS)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = stack_layer_specs(model.decoder.stack)
+    gen = torch.Generator().manual_seed(0)
+    batch, past_len = torch.export.Dim("batch"), torch.export.Dim("past_len")
+    b, p, n = 2, 3, 5
+    frames = torch.randn(b, 1, cfg.reduction * cfg.n_mels, generator=gen)
+    mask = model.heads.prenet.sample_masks(b, gen)
+    past, past_shapes = example_states(model.decoder.stack, specs, b, p, gen, batch, past_len)
+    io = dict(dynamo=True, opset_version=OPSET)
+    step_out = ["frames", "stop", *state_io_names(specs, "present")]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore")
+        if transformer:
+            text_len = torch.export.Dim("text_len", min=2)
+            phonemes = torch.randint(4, cfg.vocab_size, (b, n), generator=gen)
+            lens = torch.tensor([n, n - 2])
+            names = memory_names(len(model.decoder.stack.layers))
+            prog = torch.onnx.export(TransformerEncoderGraph(model), (phonemes, lens), **io,
+                                     input_names=["phonemes", "phoneme_lens"], output_names=["memory_mask", *names],
+                                     dynamic_shapes=({0: batch, 1: text_len}, {0: batch}))
+            prog.save(out_dir / "encoder.onnx")
+            encoded = TransformerEncoderGraph(model)(phonemes, lens)
+            prog = torch.onnx.export(
+                TransformerStepGraph(model), (frames, mask, torch.tensor(p), *encoded[:1], *past, *encoded[1:]), **io,
+                input_names=["last_frames", "prenet_mask", "offset", "memory_mask", *state_io_names(specs, "past"), *names],
+                output_names=step_out,
+                dynamic_shapes=({0: batch}, {0: batch}, None, {0: batch, 1: text_len},
+                                (*past_shapes, *[{0: batch, 2: text_len}] * len(names))))
+        else:
+            phoneme = torch.randint(4, cfg.vocab_size, (b, 1), generator=gen)
+            audio = torch.tensor([True, False])
+            prog = torch.onnx.export(
+                DecoderStepGraph(model), (phoneme, frames, mask, audio, torch.tensor(p), *past), **io,
+                input_names=["phoneme", "last_frames", "prenet_mask", "audio", "offset", *state_io_names(specs, "past")],
+                output_names=step_out,
+                dynamic_shapes=({0: batch}, {0: batch}, {0: batch}, {0: batch}, None, tuple(past_shapes)))
+        prog.save(out_dir / "step.onnx")
+        prog = torch.onnx.export(PostNetGraph(model), (torch.randn(b, 7, cfg.n_mels, generator=gen),), **io,
+                                 input_names=["frames"], output_names=["mel"],
+                                 dynamic_shapes=({0: batch, 1: torch.export.Dim("time", min=2)},))
+        prog.save(out_dir / "postnet.onnx")
+    atomic_write_text(out_dir / "tokenizer.json", synth.tokenizer_json or "")
+    files = {"step": "step.onnx", "postnet": "postnet.onnx", **({"encoder": "encoder.onnx"} if transformer else {})}
+    config = {"format": FORMAT, "version": 1, "opset": OPSET, "files": files,
+              "architecture": "transformer" if transformer else "decoder", "n_mels": cfg.n_mels,
+              "reduction": cfg.reduction, "prenet_dim": cfg.prenet_dim, "prenet_dropout": cfg.prenet_dropout,
+              "max_steps": synth.max_steps, "layer_states": state_shapes(model.decoder.stack, specs),
+              "features": synth.hparams["features"], "tokenizer": "tokenizer.json"}
+    atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2))
+    return config
+
+
+class OnnxSynthesizer:
+    """Phoneme ids -> log-mel frames with onnxruntime and numpy only, from an :func:`export_tts` folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config, self.sessions = open_export(path, FORMAT)
+
+    def sample_masks(self, steps: int, seed: int = 0) -> np.ndarray:
+        """Pre-net dropout masks [steps, 2, prenet_dim], as :meth:`PreNet.sample_masks` makes them."""
+        p = self.config["prenet_dropout"]
+        keep = np.random.default_rng(seed).random((steps, 2, self.config["prenet_dim"])) >= p
+        return (keep / (1 - p)).astype(np.float32)
+
+    def __call__(self, phonemes: list[int], prenet_masks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+        """One utterance's phoneme ids -> log-mel [T, n_mels] (after the post-net)."""
+        cfg = self.config
+        masks = self.sample_masks(cfg["max_steps"], seed) if prenet_masks is None else prenet_masks
+        step = self.sessions["step"]
+        names = [o.name for o in step.get_outputs()]
+        past = empty_state_feeds(step, cfg["layer_states"])
+        offset = 0
+        fixed: dict[str, np.ndarray] = {}
+        no_frames = np.zeros((1, 1, cfg["reduction"] * cfg["n_mels"]), np.float32)
+
+        def run(**inputs):
+            nonlocal past, offset
+            out = step.run(None, {**inputs, **fixed, **past, "offset": np.array(offset, np.int64)})
+            past = {name.replace("present.", "past.", 1): v for name, v in zip(names[2:], out[2:])}
+            offset += 1
+            return out[0], out[1]
+
+        ids = np.array([phonemes], np.int64)
+        if cfg["architecture"] == "transformer":
+            encoded = self.sessions["encoder"].run(None, {"phonemes": ids, "phoneme_lens": np.array([ids.shape[1]])})
+            enc_names = [o.name for o in self.sessions["encoder"].get_outputs()]
+            fixed = dict(zip(enc_names, encoded))
+        else:  # read the text through the step, one phoneme at a time
+            ones = np.ones((1, 2, cfg["prenet_dim"]), np.float32)
+            for k in range(ids.shape[1]):
+                run(phoneme=ids[:, k:k + 1], last_frames=no_frames, prenet_mask=ones, audio=np.array([False]))
+            fixed = {"phoneme": np.zeros((1, 1), np.int64), "audio": np.array([True])}
+        frames, step_in = [], no_frames
+        for i in range(cfg["max_steps"]):
+            pre, stop = run(last_frames=step_in, prenet_mask=masks[i][None])
+            frames.append(pre[0])
+            if stop[0] > 0:  # sigmoid(stop) > 0.5
+                break
+            step_in = pre.reshape(1, 1, -1)
+        return self.sessions["postnet"].run(None, {"frames": np.concatenate(frames)[None]})[0][0]

@@ -16,6 +16,9 @@ free-running until its stop flag fires. Per model:
 * length ratio (synthesized / recorded frames) and how many utterances never raised the stop flag;
 * RTF of the acoustic model (compute seconds per second of audio; Griffin-Lim, 32 iterations, apart);
 * a PNG of the first sentence, predicted over recorded spectrogram (``--root``/<model>.png).
+
+A last row scores real espeak-ng speech the same way: the 12-voice corpus's readings of the same
+sentences (another voice) against the single-voice recordings, for scale.
 """
 from __future__ import annotations
 
@@ -98,6 +101,33 @@ def evaluate(name: str, ckpt: str, asr_ckpt: str | None, n_test: int, root: str)
     return out
 
 
+def calibration(asr_ckpt: str | None, n_test: int) -> dict:
+    """The scores of real espeak-ng speech: the same test sentences as read in the 12-voice ASR
+    corpus (another voice, rate and pitch) against the single-voice recordings. An MCD near this
+    is "as close as a different speaker"; its WER is the ASR's own test WER on those sentences."""
+    from apps.speech.audio import read_audio
+    from apps.speech.data import SpeechDataModule
+    from apps.speech.features import LogMel
+    from apps.speech.manifests import normalize_transcript
+    from apps.speech.metrics import cer, mel_cepstral_distortion, wer
+    from apps.speech.model import SpeechRecognizer
+
+    single = {e.utterance.text: e.utterance.audio for e in SpeechDataModule(voice="en-us").examples("test")[:n_test]}
+    pairs = [(single[e.utterance.text], e.utterance.audio, e.utterance.text)
+             for e in SpeechDataModule().examples("test") if e.utterance.text in single]
+    logmel = LogMel()
+    with torch.no_grad():
+        mel = lambda path: logmel(read_audio(path)[None])[0][0]  # noqa: E731
+        out = {"mcd": sum(mel_cepstral_distortion(mel(b), mel(a)) for a, b, _ in pairs) / len(pairs), "n": len(pairs)}
+    if asr_ckpt:
+        asr = SpeechRecognizer.from_checkpoint(asr_ckpt).eval()
+        asr.decoding = "greedy"
+        texts = [normalize_transcript(t) for _, _, t in pairs]
+        hyps = asr.transcribe([read_audio(b) for _, b, _ in pairs])
+        out["wer"], out["cer"] = 100 * wer(hyps, texts), 100 * cer(hyps, texts)
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
@@ -106,6 +136,7 @@ def main(argv=None) -> None:
     p.add_argument("--asr", help="ASR checkpoint for the round-trip WER")
     p.add_argument("--n-test", type=int, default=40)
     p.add_argument("--root", default="runs/bench/speech_tts")
+    p.add_argument("--note", default="", help="appended to the recorded notes (e.g. how given checkpoints were trained)")
     p.add_argument("--no-record", action="store_true")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more LightningCLI overrides")
     a = p.parse_args(argv)
@@ -123,13 +154,17 @@ def main(argv=None) -> None:
         if "example" in r:
             examples.append(f"{name}: \"{r['example'][0]}\" -> \"{r['example'][1]}\"")
         print(rows[-1], flush=True)
+    c = calibration(a.asr, a.n_test)
+    rows.append([f"espeak-ng, 12-voice corpus reading ({c['n']} of the sentences)", "-", f"{c['mcd']:.2f}",
+                 f"{c['wer']:.1f} / {c['cer']:.1f}" if a.asr else "-", "-", "-", "-"])
     table = markdown_table(["model", "training", "MCD dB", "round-trip WER / CER % (recordings)", "length ratio",
                             "no stop", "RTF acoustic + Griffin-Lim"], rows)
     notes = (f"Single-voice espeak-ng corpus (en-us, 2,000 Bible verses, 90/5/5 split by text); the first {a.n_test} "
              "test sentences, synthesized free-running from espeak-ng phonemes. MCD: c1-c13 of the log-mel, DTW. "
              f"Round trip: greedy transcripts of the Griffin-Lim audio by `{a.asr}` (in brackets: the same ASR "
              "on the espeak-ng recordings of those sentences). Length ratio: synthesized / recorded frames. "
-             "Plots: " + ", ".join(f"{a.root}/{n}.png" for n in a.models) + ". First sentence: " + "; ".join(examples))
+             "Plots: " + ", ".join(f"{a.root}/{n}.png" for n in a.models) + ". First sentence: " + "; ".join(examples)
+             + (f". {a.note}" if a.note else ""))
     if a.no_record:
         print(table + "\n\n" + notes)
     else:

@@ -23,6 +23,9 @@ import torch
 from apps.speech.asr import BLANK, ASRModel
 from core.models.state import DecoderState
 
+#: labels a transducer may emit on one frame before it must move on (greedy and beam)
+MAX_SYMBOLS = 5
+
 
 def ctc_collapse(best: list[int], labels: list[int], prev: int = BLANK) -> int:
     """Append the labels of per-frame best ids ``best`` to ``labels`` (repeats collapsed, blanks
@@ -81,7 +84,8 @@ def _ctc_prefix_beam(log_probs: torch.Tensor, beam: int) -> list[int]:
     return list(max(beams.items(), key=lambda item: _logadd(*item[1]))[0])
 
 
-def transducer_greedy(model: ASRModel, h: torch.Tensor, lens: torch.Tensor, max_symbols: int = 5) -> list[list[int]]:
+def transducer_greedy(model: ASRModel, h: torch.Tensor, lens: torch.Tensor,
+                      max_symbols: int = MAX_SYMBOLS) -> list[list[int]]:
     """One utterance at a time: the prediction network only advances on emitted labels, and rows of
     one batch emit at different frames (an attention predictor's cache cannot skip a row)."""
     enc = model.joint_enc(h)  # [B, T, J]
@@ -94,7 +98,7 @@ def transducer_greedy(model: ASRModel, h: torch.Tensor, lens: torch.Tensor, max_
 
 
 def transducer_greedy_frames(model: ASRModel, enc: torch.Tensor, g: torch.Tensor, state: DecoderState,
-                             labels: list[int], max_symbols: int = 5) -> tuple[torch.Tensor, DecoderState]:
+                             labels: list[int], max_symbols: int = MAX_SYMBOLS) -> tuple[torch.Tensor, DecoderState]:
     """Greedy decoding of projected encoder frames ``enc`` [T, J] continuing from the prediction
     ``g`` [1, J] and its ``state``: emitted labels are appended to ``labels``; returns the (g, state)
     to continue from (streaming feeds frames as they arrive)."""
@@ -117,7 +121,7 @@ class _Hyp:
 
 
 def transducer_beam(model: ASRModel, h: torch.Tensor, lens: torch.Tensor, beam: int = 4,
-                    max_symbols: int = 5) -> list[list[int]]:
+                    max_symbols: int = MAX_SYMBOLS) -> list[list[int]]:
     enc = model.joint_enc(h)
     return [_transducer_beam_one(model, enc[i, :n], beam, max_symbols) for i, n in enumerate(lens.tolist())]
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from apps.speech.asr import BLANK, ASRModel
+from apps.speech.decoding import MAX_SYMBOLS
 from apps.speech.model import SpeechRecognizer
 from core.export import (
     empty_state_feeds, example_states, flatten_states, open_export, scanned_mixers, stack_layer_specs, state_io_names, state_shapes, unflatten_states,
@@ -82,6 +83,7 @@ def export_asr(recognizer: SpeechRecognizer, out_dir: str | Path) -> dict:
     batch = torch.export.Dim("batch")
     samples = torch.export.Dim("samples", min=recognizer.cfg.features.n_fft * 2)
     config: dict = {"format": FORMAT, "version": 1, "opset": OPSET, "head": head,
+                    "sample_rate": recognizer.cfg.features.sample_rate,
                     "symbols": recognizer.tokenizer.symbols, "blank": BLANK, "files": {"encoder": "encoder.onnx"}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore")
@@ -110,6 +112,7 @@ def export_asr(recognizer: SpeechRecognizer, out_dir: str | Path) -> dict:
             config["files"].update(predictor="predictor.onnx", joint="joint.onnx")
             config["predictor_layers"] = state_shapes(model.predictor.stack, specs)
             config["max_labels"] = model.max_labels
+            config["max_symbols"] = MAX_SYMBOLS
     atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2))
     return config
 
@@ -156,7 +159,7 @@ class OnnxTranscriber:
         g = step(1)  # BOS
         labels: list[int] = []
         for frame in encoded:
-            for _ in range(5):
+            for _ in range(self.config["max_symbols"]):
                 best = int(joint.run(None, {"encoded": frame[None], "prediction": g})[0].argmax())
                 if best == BLANK or len(labels) >= self.config["max_labels"]:
                     break

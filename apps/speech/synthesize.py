@@ -3,6 +3,7 @@
     python -m apps.speech.synthesize "In the beginning was the word." -o out.wav
     python -m apps.speech.synthesize --checkpoint last.ckpt "Some text." -o out.wav \\
         --reference recording.wav --plot spectrogram.png          # + MCD against a recording, and a plot
+    python -m apps.speech.synthesize --onnx runs/tts_onnx "Some text." -o out.wav   # onnxruntime, no torch model
 
 Without ``--checkpoint`` the newest ``*.ckpt`` under ``runs/speech/tts*`` is used (and named).
 """
@@ -15,9 +16,12 @@ from pathlib import Path
 import torch
 
 from apps.speech.audio import read_audio, write_wav
+from apps.speech.features import FeatureConfig, LogMel
 from apps.speech.metrics import mel_cepstral_distortion
 from apps.speech.model import SpeechSynthesizer
 from apps.speech.plot import plot_spectrograms
+from apps.speech.vocoder import GriffinLimVocoder
+from core.tokenizers import load_tokenizer
 
 
 def newest_checkpoint(root: Path = Path("runs/speech")) -> Path:
@@ -28,31 +32,45 @@ def newest_checkpoint(root: Path = Path("runs/speech")) -> Path:
     return found[-1]
 
 
+def onnx_mel(folder: str, text: str) -> tuple[FeatureConfig, torch.Tensor]:
+    """Text -> log-mel with an exported acoustic model (espeak-ng phonemes, the export's vocabulary)."""
+    from apps.speech.onnx_tts import OnnxSynthesizer
+    from apps.speech.phonemes import phonemize_one
+
+    runner = OnnxSynthesizer(folder)
+    tokenizer = load_tokenizer(Path(folder) / runner.config["tokenizer"])
+    mel = runner(tokenizer.encode(phonemize_one(text)))
+    return FeatureConfig(**runner.config["features"]), torch.from_numpy(mel)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m apps.speech.synthesize", description=__doc__.splitlines()[0])
     parser.add_argument("text")
     parser.add_argument("-o", "--out", required=True, help="WAV file to write (refuses to overwrite)")
-    parser.add_argument("--checkpoint", help="default: the newest runs/speech/tts*/**/*.ckpt")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", help="default: the newest runs/speech/tts*/**/*.ckpt")
+    source.add_argument("--onnx", help="a folder written by python -m apps.speech.export from a TTS checkpoint")
     parser.add_argument("--reference", help="a recording of the same text: report MCD against it")
     parser.add_argument("--plot", help="PNG of the predicted (and reference) spectrogram")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists():
         raise SystemExit(f"{out} exists; choose another -o (nothing is overwritten)")
-    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint()
-    print(f"checkpoint: {checkpoint}", file=sys.stderr)
-    model = SpeechSynthesizer.from_checkpoint(checkpoint)
-    mel = model.synthesize_mel(args.text).cpu()
-    from apps.speech.vocoder import GriffinLimVocoder
-
-    audio = GriffinLimVocoder(model.features)(mel)
-    write_wav(out, audio, model.features.sample_rate)
-    result = {"seconds": len(audio) / model.features.sample_rate, "frames": len(mel)}
+    if args.onnx:
+        features, mel = onnx_mel(args.onnx, args.text)
+    else:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else newest_checkpoint()
+        print(f"checkpoint: {checkpoint}", file=sys.stderr)
+        model = SpeechSynthesizer.from_checkpoint(checkpoint)
+        features, mel = model.features, model.synthesize_mel(args.text).cpu()
+    audio = GriffinLimVocoder(features)(mel)
+    write_wav(out, audio, features.sample_rate)
+    result = {"seconds": len(audio) / features.sample_rate, "frames": len(mel)}
     reference = None
     if args.reference:
         with torch.no_grad():
-            wave = read_audio(args.reference, model.features.sample_rate)
-            reference = model.logmel(wave[None])[0][0]
+            wave = read_audio(args.reference, features.sample_rate)
+            reference = LogMel(features)(wave[None])[0][0]
         result["mcd"] = mel_cepstral_distortion(mel, reference)
     if args.plot:
         plot_spectrograms(mel, reference, args.plot, title=args.text[:80])

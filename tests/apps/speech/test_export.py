@@ -3,6 +3,8 @@ the CTC head and for transducers, with attention or recurrent encoders (bidirect
 prediction networks, on audio of lengths the export never saw. TTS: the
 step graphs synthesize the same spectrogram as PyTorch (same length, same frames) when both get the
 same pre-net dropout masks, for the decoder-only model (recurrent and attention) and Transformer-TTS."""
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from apps.speech.export import main
 from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
 from apps.speech.onnx_asr import OnnxTranscriber
 from apps.speech.onnx_tts import OnnxSynthesizer
+from apps.speech.transcribe import main as transcribe
 from core.models import BackboneConfig
 from core.tokenizers import SpaceTokenizer
 
@@ -50,6 +53,7 @@ def test_onnx_transcripts_equal_pytorch(tmp_path, loss, encoder_mixer, predictor
 
     texts = OnnxTranscriber(tmp_path / "onnx")([read_audio(p).numpy() for p in paths])
     assert all(texts) and texts == model.transcribe([read_audio(p) for p in paths])
+    assert transcribe(["--onnx", str(tmp_path / "onnx"), *paths]) == texts  # the command line runs it too
     with pytest.raises(SystemExit, match="not empty"):  # nothing is overwritten
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])
 
@@ -97,3 +101,16 @@ def test_onnx_tts_step_graphs_equal_pytorch(tmp_path, monkeypatch, architecture,
     assert min(lengths) < 24 and len(lengths) > 1, lengths  # the stop flag fired, at different steps
     with pytest.raises(SystemExit, match="not empty"):
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
+def test_synthesize_command_runs_the_onnx_export(tmp_path, monkeypatch):
+    from apps.speech.audio import audio_info
+    from apps.speech.synthesize import main as synthesize
+
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    _, ckpt = saved_synthesizer(tmp_path, "decoder", "gla")
+    assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx"), "--n-check", "1"]) == 0
+    result = synthesize(["--onnx", str(tmp_path / "onnx"), "Hello world.", "-o", str(tmp_path / "out.wav")])
+    rate, frames, channels = audio_info(tmp_path / "out.wav")
+    assert (rate, channels) == (16000, 1) and frames > 0 and result["frames"] > 0

@@ -70,7 +70,7 @@ def train_and_score(name: str, max_time: str, root: str, extra: list[str]) -> di
 
 
 def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
-    """Training frames/s and parameter counts of our transducer and CTC models and of HF
+    """Training frames/s and parameter counts of our transducer (full and pruned lattice) and CTC models and of HF
     Speech2Text (same width and depth: d 256, 8 encoder layers, FFN 1024, GELU), on identical batches."""
     from transformers import Speech2TextConfig, Speech2TextForConditionalGeneration
 
@@ -84,9 +84,9 @@ def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
     loader = iter(dm.train_dataloader())
     data = [next(loader) for _ in range(batches)]
     layer = dict(d_model=256, n_heads=4, dropout=0.0, d_ff=1024, mlp="gelu")
-    ours = {loss: SpeechRecognizer(vocab_size=dm.vocab_size, loss=loss, specaugment=False,
+    ours = {name: SpeechRecognizer(vocab_size=dm.vocab_size, loss=loss, specaugment=False, prune_range=prune,
                                    encoder=BackboneConfig(n_layers=8, **layer), predictor=BackboneConfig(n_layers=2, **layer))
-            for loss in ("transducer", "ctc")}
+            for name, loss, prune in (("transducer", "transducer", 0), ("pruned", "transducer", 5), ("ctc", "ctc", 0))}
     hf = Speech2TextForConditionalGeneration(Speech2TextConfig(
         vocab_size=dm.vocab_size, d_model=256, encoder_layers=8, decoder_layers=2, encoder_attention_heads=4,
         decoder_attention_heads=4, encoder_ffn_dim=1024, decoder_ffn_dim=1024, dropout=0.0,
@@ -109,7 +109,7 @@ def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
             hf(**x).loss.backward()
 
     frames = sum(int(x["attention_mask"].sum()) for x in hf_inputs)
-    runs = {"transducer": lambda: run_ours(ours["transducer"]), "ctc": lambda: run_ours(ours["ctc"]), "hf": run_hf}
+    runs = {**{name: (lambda m=m: run_ours(m)) for name, m in ours.items()}, "hf": run_hf}
     best = {name: float("inf") for name in runs}
     for _ in range(2):  # interleaved, best of two
         for name, fn in runs.items():
@@ -144,9 +144,9 @@ def main(argv=None) -> None:
              "Training throughput on identical batches of the corpus (16 utterances, forward + backward, fp32, "
              "d 256, 8 encoder layers, same in HF): "
              + ", ".join(f"{name} {fps:,.0f} frames/s ({n / 1e6:.1f} M params)" for name, (fps, n) in speed.items())
-             + f"; ours / HF: transducer {speed['transducer'][0] / speed['hf'][0]:.2f}x, "
-             f"CTC {speed['ctc'][0] / speed['hf'][0]:.2f}x (HF is a seq2seq model with cross-entropy, from precomputed "
-             "features; ours starts from raw audio).")
+             + f"; ours / HF: transducer {speed['transducer'][0] / speed['hf'][0]:.2f}x, pruned transducer (prune_range 5) "
+             f"{speed['pruned'][0] / speed['hf'][0]:.2f}x, CTC {speed['ctc'][0] / speed['hf'][0]:.2f}x (HF is a seq2seq "
+             "model with cross-entropy, from precomputed features; ours starts from raw audio).")
     if a.no_record:
         print(table + "\n\n" + notes)
     else:

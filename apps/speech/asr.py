@@ -10,6 +10,9 @@
   joint network ``W_o tanh(W_e h_t + W_p g_u)`` giving logits for every (frame t, label prefix u);
   :func:`apps.speech.rnnt.rnnt_loss` sums over all alignments (a vectorised wavefront, several
   times faster on CPU than ``torchaudio.functional.rnnt_loss``, which the tests compare it with).
+  With ``prune_range: S`` the joint runs on S label positions per frame only (pruned RNN-T, Kuang
+  et al. 2022: :func:`apps.speech.rnnt.pruned_rnnt_loss`), the [B, T, U+1, joint] tensor that
+  dominates a transducer's training step shrinks to [B, T, S, joint].
 * **joint**: both heads on one encoder, loss ``(1 - ctc_weight) * transducer + ctc_weight * ctc``
   (the CTC branch regularises the encoder and speeds up early training).
 
@@ -27,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apps.speech.rnnt import rnnt_loss
+from apps.speech.rnnt import pruned_rnnt_loss, rnnt_loss
 from apps.speech.features import ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment, padding_mask
 from core.models import BackboneConfig, Decoder, Encoder
 from core.models.state import DecoderState
@@ -58,6 +61,10 @@ class ASRConfig:
     streaming: bool = False
     subsampling_channels: int = 256
     specaugment: bool = True
+    #: pruned RNN-T: the full joint only on this many label positions per frame (0: the whole lattice)
+    prune_range: int = 0
+    #: weight of the pruned RNN-T's simple (trivial-joiner) loss, which picks the windows
+    simple_weight: float = 0.5
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -82,6 +89,9 @@ class ASRModel(nn.Module):
             self.joint_enc = nn.Linear(d, cfg.joint_dim)
             self.joint_pred = nn.Linear(dp, cfg.joint_dim)
             self.joint_out = nn.Linear(cfg.joint_dim, cfg.vocab_size)
+            if cfg.prune_range > 0:  # the simple joiner: encoder and predictor logits, added
+                self.simple_enc = nn.Linear(d, cfg.vocab_size)
+                self.simple_pred = nn.Linear(dp, cfg.vocab_size)
         else:
             self.predictor = None
         #: longest transcript the prediction network can take (its position table holds BOS too)
@@ -145,11 +155,18 @@ class ASRModel(nn.Module):
         if self.predictor is not None:
             bos = torch.full_like(targets[:, :1], BOS_ID)
             g, _ = self.predict(torch.cat([bos, targets], 1))  # [B, U + 1, Dp]
-            logits = self.joint(self.joint_enc(h)[:, :, None], self.joint_pred(g)[:, None])  # [B, T, U + 1, V]
-            out["transducer"] = rnnt_loss(logits, targets, lens, target_lens, blank=BLANK)
-        if len(out) == 2:
+            if self.cfg.prune_range > 0 and torch.is_grad_enabled():  # training; evaluation reports the exact loss
+                pruned, simple = pruned_rnnt_loss(
+                    self.joint_enc(h), self.joint_pred(g), self.joint, self.simple_enc(h), self.simple_pred(g),
+                    targets, lens, target_lens, self.cfg.prune_range, blank=BLANK)
+                out["simple"] = simple.mean()
+                out["transducer"] = pruned.mean() + self.cfg.simple_weight * out["simple"]
+            else:
+                logits = self.joint(self.joint_enc(h)[:, :, None], self.joint_pred(g)[:, None])  # [B, T, U + 1, V]
+                out["transducer"] = rnnt_loss(logits, targets, lens, target_lens, blank=BLANK)
+        if "ctc" in out and "transducer" in out:
             w = self.cfg.ctc_weight
             out["loss"] = (1 - w) * out["transducer"] + w * out["ctc"]
         else:
-            out["loss"] = next(iter(out.values()))
+            out["loss"] = out.get("transducer", out.get("ctc"))
         return out

@@ -32,7 +32,8 @@ class SpeechRecognizer(TrainingModule):
     def __init__(self, vocab_size: int = 0, encoder: BackboneConfig | None = None,
                  predictor: BackboneConfig | None = None, features: FeatureConfig | None = None,
                  loss: str = "transducer", ctc_weight: float = 0.3, joint_dim: int = 256, streaming: bool = False,
-                 subsampling_channels: int = 256, specaugment: bool = True, optim: OptimConfig | None = None,
+                 subsampling_channels: int = 256, specaugment: bool = True, prune_range: int = 0,
+                 simple_weight: float = 0.5, optim: OptimConfig | None = None,
                  decoding: str = "greedy", beam: int = 4, head: str | None = None, cmvn_batches: int = 100):
         """``vocab_size`` is linked from the datamodule by the CLI. ``decoding``: greedy | beam (width
         ``beam``). ``head``: which head decodes when both exist (``loss: joint``): transducer (default)
@@ -45,7 +46,7 @@ class SpeechRecognizer(TrainingModule):
         self.cfg = ASRConfig(vocab_size, as_config(BackboneConfig, encoder),
                              as_config(BackboneConfig, predictor) if predictor is not None else default_predictor(),
                              as_config(FeatureConfig, features), loss, ctc_weight, joint_dim, streaming,
-                             subsampling_channels, specaugment)
+                             subsampling_channels, specaugment, prune_range, simple_weight)
         self.head = head or ("ctc" if loss == "ctc" else "transducer")
         heads = {"ctc": loss in ("ctc", "joint"), "transducer": loss in ("transducer", "joint")}
         if not heads.get(self.head, False):
@@ -55,6 +56,7 @@ class SpeechRecognizer(TrainingModule):
             "vocab_size": vocab_size, "encoder": asdict(self.cfg.encoder), "predictor": asdict(self.cfg.predictor),
             "features": asdict(self.cfg.features), "loss": loss, "ctc_weight": ctc_weight, "joint_dim": joint_dim,
             "streaming": streaming, "subsampling_channels": subsampling_channels, "specaugment": specaugment,
+            "prune_range": prune_range, "simple_weight": simple_weight,
             "optim": asdict(self.optim), "decoding": decoding, "beam": beam, "head": head,
             "cmvn_batches": cmvn_batches,
         })

@@ -13,13 +13,13 @@ from core.models import BackboneConfig
 from core.tokenizers import BOS_ID
 
 
-def tiny(loss="joint", mixer="attention", streaming=False, vocab=12, seed=0):
+def tiny(loss="joint", mixer="attention", streaming=False, vocab=12, seed=0, prune_range=0):
     torch.manual_seed(seed)
     backbone = dict(d_model=32, n_heads=2, dropout=0.0)
     return ASRModel(ASRConfig(
         vocab_size=vocab, encoder=BackboneConfig(n_layers=2, mixer=mixer, **backbone),
         predictor=BackboneConfig(n_layers=1, **backbone), loss=loss, joint_dim=24, streaming=streaming,
-        subsampling_channels=8))
+        subsampling_channels=8, prune_range=prune_range))
 
 
 def batch(seed=0):
@@ -38,6 +38,26 @@ def test_losses_are_finite_and_reach_every_parameter(loss, mixer, streaming):
     out["loss"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("loss", ["transducer", "joint"])
+def test_pruned_transducer_trains_every_parameter_and_evaluates_exactly(loss):
+    """prune_range trains through the pruned and simple losses; without gradients (evaluation) the
+    loss is the exact transducer loss of the same weights."""
+    model = tiny(loss, prune_range=2)
+    model.specaugment = None
+    out = model(*batch())
+    assert {"simple", "transducer", "loss"} <= set(out) and torch.isfinite(out["loss"])
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    exact = tiny(loss)
+    exact.specaugment = None
+    exact.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("simple_")})
+    with torch.no_grad():
+        evaluated, reference = model(*batch()), exact(*batch())
+    assert "simple" not in evaluated
+    torch.testing.assert_close(evaluated["transducer"], reference["transducer"])
 
 
 @pytest.mark.parametrize("mixer,streaming", [("attention", False), ("mamba", False), ("attention", True), ("gla", True)])

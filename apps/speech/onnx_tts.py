@@ -168,6 +168,15 @@ class OnnxSynthesizer:
 
     def __call__(self, phonemes: list[int], prenet_masks: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
         """One utterance's phoneme ids -> log-mel [T, n_mels] (after the post-net)."""
+        return self.generate(phonemes, prenet_masks, seed)[0]
+
+    def generate(self, phonemes: list[int], prenet_masks: np.ndarray | None = None, seed: int = 0,
+                 teacher: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> (log-mel after the post-net [T, M], frames before it [T, M], stop logits [T / r]).
+        With ``teacher`` frames [T, M] every step reads the teacher's previous frames instead of its
+        own, for ``T / r`` steps: the parity check compares the graphs step by step with PyTorch,
+        where a free-running comparison would also measure how fast the feedback loop amplifies
+        float rounding."""
         cfg = self.config
         masks = self.sample_masks(cfg["max_steps"], seed) if prenet_masks is None else prenet_masks
         step = self.sessions["step"]
@@ -175,7 +184,8 @@ class OnnxSynthesizer:
         past = empty_state_feeds(step, cfg["layer_states"])
         offset = 0
         fixed: dict[str, np.ndarray] = {}
-        no_frames = np.zeros((1, 1, cfg["reduction"] * cfg["n_mels"]), np.float32)
+        width = cfg["reduction"] * cfg["n_mels"]
+        no_frames = np.zeros((1, 1, width), np.float32)
 
         def run(**inputs):
             nonlocal past, offset
@@ -194,11 +204,15 @@ class OnnxSynthesizer:
             for k in range(ids.shape[1]):
                 run(phoneme=ids[:, k:k + 1], last_frames=no_frames, prenet_mask=ones, audio=np.array([False]))
             fixed = {"phoneme": np.zeros((1, 1), np.int64), "audio": np.array([True])}
-        frames, step_in = [], no_frames
-        for i in range(cfg["max_steps"]):
+        steps = cfg["max_steps"] if teacher is None else len(teacher) // cfg["reduction"]
+        forced = None if teacher is None else teacher.reshape(steps, 1, 1, width)
+        frames, stops, step_in = [], [], no_frames
+        for i in range(steps):
             pre, stop = run(last_frames=step_in, prenet_mask=masks[i][None])
             frames.append(pre[0])
-            if stop[0] > 0:  # sigmoid(stop) > 0.5
+            stops.append(stop[0])
+            if teacher is None and stop[0] > 0:  # sigmoid(stop) > 0.5
                 break
-            step_in = pre.reshape(1, 1, -1)
-        return self.sessions["postnet"].run(None, {"frames": np.concatenate(frames)[None]})[0][0]
+            step_in = pre.reshape(1, 1, -1) if teacher is None else forced[i]
+        frames = np.concatenate(frames)
+        return self.sessions["postnet"].run(None, {"frames": frames[None]})[0][0], frames, np.array(stops)

@@ -129,24 +129,42 @@ class _FrameHeads(nn.Module):
         return pre, self.stop(h).squeeze(-1)
 
     def generate(self, decoder, state, audio_bias, m: int, max_steps: int,
-                 prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
+                 prenet_masks: torch.Tensor | None = None) -> "Synthesis":
         """Free-running synthesis from a decoder ``state`` (text already read): each step feeds the
-        previous step's frames through the pre-net until the stop flag fires -> [T, M] after the post-net.
+        previous step's frames through the pre-net until the stop flag fires.
         ``prenet_masks`` [max_steps, 2, prenet_dim] fixes the pre-net's dropout (default: random)."""
         step_in = torch.zeros(1, 1, self.frames.out_features, device=self.frames.weight.device)
-        frames = []
+        frames, stops = [], []
         for i in range(max_steps):
             mask = None if prenet_masks is None else prenet_masks[i].to(step_in)
             h, state = decoder(self.prenet(step_in, mask) + audio_bias, state=state)
             pre, stop = self.outputs(h, m)
             frames.append(pre)
+            stops.append(stop[0, -1])
             if torch.sigmoid(stop[0, -1]) > 0.5:
                 break
             step_in = pre.reshape(1, 1, -1)
-        return self.postnet(torch.cat(frames, 1))[0]
+        pre = torch.cat(frames, 1)
+        return Synthesis(self.postnet(pre)[0], pre[0], torch.stack(stops))
 
 
-class DecoderTTS(nn.Module):
+@dataclass
+class Synthesis:
+    """One synthesized utterance: the log-mel after the post-net [T, M], the decoder's frames
+    before it [T, M], and the stop logit of every step [T / r]."""
+    mel: torch.Tensor
+    frames: torch.Tensor
+    stop_logits: torch.Tensor
+
+
+class _Synthesizer:
+    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000,
+                   prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
+        """One phoneme sequence [1, n] -> log-mel [T, n_mels] (see :meth:`generate`)."""
+        return self.generate(phonemes, max_steps, prenet_masks).mel
+
+
+class DecoderTTS(_Synthesizer, nn.Module):
     def __init__(self, cfg: TTSConfig):
         super().__init__()
         self.cfg, d = cfg, cfg.backbone.d_model
@@ -169,10 +187,10 @@ class DecoderTTS(nn.Module):
         return tts_losses(pre, post, stop, mel, mel_lens, cfg.reduction, cfg.stop_weight), post
 
     @torch.no_grad()
-    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000,
-                   prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
-        """One phoneme sequence [1, n] -> log-mel [T, n_mels]: prefill the text, then one step per
-        ``reduction`` frames with the decoder's state, until the stop flag fires."""
+    def generate(self, phonemes: torch.Tensor, max_steps: int = 1000,
+                 prenet_masks: torch.Tensor | None = None) -> Synthesis:
+        """One phoneme sequence [1, n]: prefill the text, then one step per ``reduction`` frames
+        with the decoder's state, until the stop flag fires."""
         cfg, p = self.cfg, self.heads.frames.weight
         state = self.decoder.init_state(1, p.device, p.dtype)
         _, state = self.decoder(self.embed(phonemes) + self.segment.weight[0], state=state)
@@ -191,7 +209,7 @@ def _pack(text: torch.Tensor, text_lens: torch.Tensor, audio: torch.Tensor):
     return x, audio_at
 
 
-class TransformerTTS(nn.Module):
+class TransformerTTS(_Synthesizer, nn.Module):
     def __init__(self, cfg: TTSConfig):
         super().__init__()
         if cfg.encoder is None:
@@ -226,8 +244,8 @@ class TransformerTTS(nn.Module):
         return losses, post
 
     @torch.no_grad()
-    def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000,
-                   prenet_masks: torch.Tensor | None = None) -> torch.Tensor:
+    def generate(self, phonemes: torch.Tensor, max_steps: int = 1000,
+                 prenet_masks: torch.Tensor | None = None) -> Synthesis:
         cfg, p = self.cfg, self.heads.frames.weight
         memory, _ = self.encode(phonemes, torch.tensor([phonemes.shape[1]], device=p.device))
         state = self.decoder.init_state(1, p.device, p.dtype, memory)

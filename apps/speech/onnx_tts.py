@@ -43,34 +43,34 @@ OPSET = 18
 FORMAT = "seqlab.onnx_tts"
 
 
-class DecoderStepGraph(nn.Module):
-    def __init__(self, model: DecoderTTS):
+class _StepGraph(nn.Module):
+    """Flat-tensor front end of one decoder step: the state in and out as :mod:`core.export.states` lays it out."""
+
+    def __init__(self, model: DecoderTTS | TransformerTTS):
         super().__init__()
         self.model, self.specs = model, stack_layer_specs(model.decoder.stack)
 
+    def step(self, x, memory, offset, past):
+        m = self.model
+        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), memory, offset))
+        pre, stop = m.heads.outputs(h, m.cfg.n_mels)
+        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+
+
+class DecoderStepGraph(_StepGraph):
     def forward(self, phoneme, frames, prenet_mask, audio, offset, *past):
         m = self.model
         text = m.embed(phoneme) + m.segment.weight[0]
         sound = m.heads.prenet(frames, prenet_mask[:, None]) + m.segment.weight[1]
-        x = torch.where(audio[:, None, None], sound, text)
-        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), None, offset))
-        pre, stop = m.heads.outputs(h, m.cfg.n_mels)
-        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+        return self.step(torch.where(audio[:, None, None], sound, text), None, offset, past)
 
 
-class TransformerStepGraph(nn.Module):
-    def __init__(self, model: TransformerTTS):
-        super().__init__()
-        self.model, self.specs = model, stack_layer_specs(model.decoder.stack)
-
+class TransformerStepGraph(_StepGraph):
     def forward(self, frames, prenet_mask, offset, memory_mask, *past_and_memory):
-        m, n = self.model, len(state_io_names(self.specs, "past"))
+        n = len(state_io_names(self.specs, "past"))
         past, kv = past_and_memory[:n], past_and_memory[n:]
         memory = [{"key": k, "value": v, "mask": memory_mask} for k, v in zip(kv[0::2], kv[1::2])]
-        x = m.heads.prenet(frames, prenet_mask[:, None])
-        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), memory, offset))
-        pre, stop = m.heads.outputs(h, m.cfg.n_mels)
-        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+        return self.step(self.model.heads.prenet(frames, prenet_mask[:, None]), memory, offset, past)
 
 
 class TransformerEncoderGraph(nn.Module):

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import DataError
+
 SHOWN_LINES = 5  # offending line numbers listed per reason in a warning
 
 
@@ -55,21 +57,21 @@ class SkipReport:
         """Raise if nothing usable is left; the message names the file."""
         if kept == 0:
             detail = self.summary().split(": ", 1)[1] if self.skipped else "no records"
-            raise ValueError(f"{self.origin}: no usable records ({detail})")
+            raise DataError(f"{self.origin}: no usable records ({detail})")
 
 
 def read_lines(path: Path) -> list[bytes]:
     """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file."""
     if not path.is_file():
         if path.exists():
-            raise ValueError(f"not a regular file: {path}")
+            raise DataError(f"not a regular file: {path}")
         raise FileNotFoundError(f"file not found: {path}")
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise ValueError(f"cannot read {path}: {err.strerror or err}") from err
+        raise DataError(f"cannot read {path}: {err.strerror or err}") from err
     if not data.strip():
-        raise ValueError(f"file is empty: {path}")
+        raise DataError(f"file is empty: {path}")
     data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
     lines = data.split(b"\n")
     if lines[-1] == b"":

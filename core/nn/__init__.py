@@ -3,11 +3,12 @@ from core.nn.causal_conv import CausalConv1d
 from core.nn.dropout import Dropout, byte_dropout
 from core.nn.embedding import TokenEmbedding
 from core.nn.init import KeepInitLinear, dt_bias
+from core.nn.masks import padding_mask
 from core.nn.mlp import GeluMLP, SwiGLU, make_mlp
 from core.nn.norms import make_norm
 from core.nn.positions import ADDITIVE, ALL_POSITIONS, RELATIVE, AdditivePositions, Rotary, alibi_slopes, sinusoidal_table
 
 __all__ = [
     "ADDITIVE", "ALL_POSITIONS", "RELATIVE", "AdditivePositions", "CausalConv1d", "Dropout", "byte_dropout", "GeluMLP", "KeepInitLinear", "Rotary", "SwiGLU",
-    "TokenEmbedding", "alibi_slopes", "dt_bias", "make_mlp", "make_norm", "sinusoidal_table",
+    "TokenEmbedding", "alibi_slopes", "dt_bias", "make_mlp", "make_norm", "padding_mask", "sinusoidal_table",
 ]

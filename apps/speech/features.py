@@ -28,12 +28,12 @@ import torch
 import torchaudio
 from torch import nn
 
+from core.nn import padding_mask
+
+__all__ = ["ConvSubsampling", "FeatureConfig", "GlobalCMVN", "LogMel", "SpecAugment", "accumulate_stats",
+           "min_audio_samples", "padding_mask"]
+
 LOG_FLOOR = 1e-6
-
-
-def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-    """Boolean [B, max_len]: True at real frames (index < length)."""
-    return torch.arange(max_len, device=lengths.device) < lengths[:, None]
 
 
 @dataclass
@@ -199,12 +199,21 @@ class ConvSubsampling(nn.Module):
     """
 
     right_context = 3
+    layers = ((3, 2), (3, 2))  # (kernel, stride) of each convolution, input side first
 
     def __init__(self, n_mels: int, d_model: int, channels: int = 256):
         super().__init__()
         self.conv = nn.Sequential(
             nn.Conv1d(n_mels, 2 * channels, kernel_size=3, stride=2), nn.GLU(dim=1),
             nn.Conv1d(channels, 2 * d_model, kernel_size=3, stride=2), nn.GLU(dim=1))
+
+    @classmethod
+    def min_frames(cls) -> int:
+        """Fewest input frames that give one output frame: each layer needs ``(n - 1) * stride + kernel``."""
+        frames = 1
+        for kernel, stride in reversed(cls.layers):
+            frames = (frames - 1) * stride + kernel
+        return frames
 
     @staticmethod
     def output_length(lengths: torch.Tensor) -> torch.Tensor:
@@ -215,3 +224,14 @@ class ConvSubsampling(nn.Module):
         x = self.conv(features.transpose(1, 2)).transpose(1, 2)  # [B, T', d_model]
         out_lengths = self.output_length(lengths)
         return x.masked_fill(~padding_mask(out_lengths, x.shape[1])[..., None], 0.0), out_lengths
+
+
+def min_audio_samples(features: FeatureConfig) -> int:
+    """Shortest waveform the front end turns into at least one encoder frame.
+
+    ``LogMel`` needs ``n_fft`` samples for its first frame and one hop per further frame, and
+    ``ConvSubsampling`` needs ``min_frames()`` frames (7) for one output; anything shorter makes
+    ``conv1d`` fail (or yields an empty encoder output), so readers skip such audio up front.
+    With the defaults (n_fft 512, hop 160 at 16 kHz) that is 1,472 samples, 92 ms.
+    """
+    return features.n_fft + (ConvSubsampling.min_frames() - 1) * features.hop_length

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from apps.speech.features import (ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment, accumulate_stats,
-                                  padding_mask)
+                                  min_audio_samples, padding_mask)
 
 
 def batch_of_waveforms(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,3 +154,18 @@ def test_conv_subsampling_receptive_field(j):
         torch.testing.assert_close(output_after_changing(slice(0, 4 * j)), y, atol=0, rtol=0)
     assert not torch.allclose(output_after_changing(slice(last_seen, last_seen + 1)), y)
     assert not torch.allclose(output_after_changing(slice(4 * j, 4 * j + 1)), y)
+
+
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(n_mels=40, n_fft=400, hop_ms=20.0)])
+def test_min_audio_samples_is_the_front_ends_receptive_field(config):
+    """At the minimum the front end gives one encoder frame; one sample less gives none (or a conv1d error)."""
+    n = min_audio_samples(config)
+    logmel, conv = LogMel(config), ConvSubsampling(config.n_mels, 8, channels=4)
+    feats, frames = logmel(*batch_of_waveforms([n]))
+    out, out_len = conv(feats, frames)
+    assert out_len.tolist() == [1] and out.shape == (1, 1, 8)
+    feats, frames = logmel(*batch_of_waveforms([n - 1]))
+    assert ConvSubsampling.output_length(frames).tolist() == [0]
+    with pytest.raises(RuntimeError):
+        conv(feats, frames)
+    assert min_audio_samples(FeatureConfig()) == 512 + 6 * 160  # 92 ms at 16 kHz

@@ -61,10 +61,11 @@ def test_dtw_path_is_optimal_and_monotonic(n, m):
 def test_mcd_zero_for_identical_and_time_stretched_inputs():
     torch.manual_seed(0)
     ref = torch.randn(50, 80)
-    assert mel_cepstral_distortion(ref, ref) == 0.0
+    # zero up to rounding: the DCT's float sums round differently on AVX-512/AMX and AVX2 CPUs
+    assert mel_cepstral_distortion(ref, ref) == pytest.approx(0.0, abs=1e-6)
     stretched = ref.repeat_interleave(2, dim=0)  # the same speech, twice as slow
-    assert mel_cepstral_distortion(stretched, ref) == 0.0
-    assert mel_cepstral_distortion(ref, stretched) == 0.0
+    assert mel_cepstral_distortion(stretched, ref) == pytest.approx(0.0, abs=1e-6)
+    assert mel_cepstral_distortion(ref, stretched) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_mcd_grows_with_noise_and_matches_formula():

@@ -3,8 +3,17 @@
     echo "phoneme" | python -m apps.translation.translate --checkpoint best.ckpt --beam 5 --nbest 3
     python -m apps.translation.translate --onnx runs/demo/onnx --input words.txt --output out.txt
 
-One output line per input line (blank input -> blank output). With ``--nbest N > 1`` each input
-gets N lines ``<input number>\t<score>\t<hypothesis>``.
+Output line i answers input line i: input is split at "\\n" only (a trailing "\\r" is dropped), so
+form feeds, U+2028 and the other characters ``str.splitlines`` also breaks at stay inside their line.
+A blank input line gives a blank output line. With ``--nbest N > 1`` each input gets N rows
+``<input line number>\\t<score>\\t<hypothesis>`` (line numbers from 1, as in the error reports).
+
+A line that cannot be translated -- invalid UTF-8, or longer than the model's source limit (its
+position table: ``max_len`` tokens with EOS) -- gets an EMPTY answer (no n-best rows), never a
+truncated one that would look like a real translation; the other lines are translated. Skipped lines
+are reported on stderr as ``warning: <file or <stdin>>: skipped K of N records (reason: lines …)``
+and the exit status is then 1 (``core.errors.EXIT_SKIPPED``); 0 when every line was translated, 2
+for an error that stops the command (missing or unusable checkpoint, unreadable input).
 """
 from __future__ import annotations
 
@@ -15,8 +24,15 @@ from pathlib import Path
 
 import torch
 
+from core.data.reports import SkipReport
+from core.errors import EXIT_SKIPPED, UserError, entry_point
 from core.generation import GenerationConfig, generate
+from core.io import atomic_write_text
+from core.nn import ADDITIVE
 from core.tokenizers import load_tokenizer
+
+#: position schemes with a table of ``max_len`` rows: longer sources cannot be encoded
+_BOUNDED_POSITIONS = (*ADDITIVE, "rope")
 
 
 class Translator:
@@ -24,13 +40,17 @@ class Translator:
 
     def __init__(self, checkpoint: str | None = None, onnx_dir: str | None = None):
         if (checkpoint is None) == (onnx_dir is None):
-            raise ValueError("give exactly one of --checkpoint or --onnx")
+            raise UserError("give exactly one of --checkpoint or --onnx")
         if checkpoint is not None:
             from apps.translation.model import TranslationModel
 
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
             self.ids = {"bos_id": module.bos_id, "eos_id": module.eos_id}
+            encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)
+            bounded = encoder is not None and encoder.position in _BOUNDED_POSITIONS
+            #: longest source in tokens (EOS included); None = no limit
+            self.max_source_len: int | None = encoder.max_len if bounded else None
         else:
             from core.export import OnnxEncoderDecoder
 
@@ -38,30 +58,63 @@ class Translator:
             self.ids = {"bos_id": self.model.generation_config().bos_id, "eos_id": self.model.generation_config().eos_id}
             self.src_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.src.json")
             self.tgt_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.tgt.json")
+            self.max_source_len = self.model.config.get("max_src_len")
 
     @torch.no_grad()
-    def __call__(self, sources: list[str], cfg: GenerationConfig, batch_size: int = 64) -> list[list[tuple[str, float]]]:
+    def __call__(self, sources: list[str], cfg: GenerationConfig, batch_size: int = 64,
+                 report: SkipReport | None = None) -> list[list[tuple[str, float]]]:
+        """n-best (text, score) per source; a blank source, or one over :attr:`max_source_len`
+        tokens, gets ``[]`` (the latter counted in ``report`` under line ``i + 1``)."""
         cfg = GenerationConfig(**{**asdict(cfg), **self.ids})
         results: list[list[tuple[str, float]]] = [[] for _ in sources]
-        todo = sorted((i for i, s in enumerate(sources) if s.strip()), key=lambda i: len(sources[i]))
+        tok = self.src_tok
+        ids = {i: tok.encode(s.strip()) + [tok.eos_id] for i, s in enumerate(sources) if s.strip()}
+        limit = self.max_source_len
+        if limit is not None:
+            for i in [i for i, x in ids.items() if len(x) > limit]:
+                if report is not None:
+                    report.skip(f"longer than {limit} tokens", i + 1)
+                del ids[i]
+        todo = sorted(ids, key=lambda i: len(ids[i]))
         for start in range(0, len(todo), batch_size):
             rows = todo[start:start + batch_size]
-            tok = self.src_tok
-            ids = [tok.encode(sources[i].strip()) + [tok.eos_id] for i in rows]
-            width = max(map(len, ids))
-            src = torch.tensor([x + [tok.pad_id] * (width - len(x)) for x in ids])
+            width = max(len(ids[i]) for i in rows)
+            src = torch.tensor([ids[i] + [tok.pad_id] * (width - len(ids[i])) for i in rows])
             for i, hyps in zip(rows, generate(self.model, self.model.start(src), cfg)):
                 results[i] = [(self.tgt_tok.decode(h.tokens), h.score) for h in hyps]
         return results
 
 
+def split_records(data: bytes) -> list[bytes]:
+    """Lines of ``data`` split at "\\n" only, trailing "\\r" and a UTF-8 byte-order mark removed."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.removesuffix(b"\r") for line in lines]
+
+
+def decode_records(lines: list[bytes], report: SkipReport) -> list[str]:
+    """Text of each line; invalid UTF-8 becomes "" (a blank answer) and is counted in ``report``."""
+    out = []
+    for lineno, raw in enumerate(lines, start=1):
+        if raw.strip():
+            report.total += 1
+        try:
+            out.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            report.skip("invalid UTF-8", lineno)
+            out.append("")
+    return out
+
+
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="Lightning checkpoint written by apps.translation.train")
     src.add_argument("--onnx", help="folder written by apps.translation.export")
     p.add_argument("--input", help="text file, one source per line (default: stdin)")
-    p.add_argument("--output", help="write here instead of stdout")
+    p.add_argument("--output", help="write here instead of stdout (written whole, atomically)")
     p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--nbest", type=int, default=1)
     p.add_argument("--max-len", type=int, default=128)
@@ -70,19 +123,26 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.nbest > a.beam:
         p.error("--nbest cannot exceed --beam")
-    lines = (Path(a.input).read_text(encoding="utf-8") if a.input else sys.stdin.read()).splitlines()
+    translator = Translator(a.checkpoint, a.onnx)  # a bad checkpoint fails before stdin is read
+    data = Path(a.input).read_bytes() if a.input else sys.stdin.buffer.read()
+    report = SkipReport(a.input or "<stdin>")
+    lines = decode_records(split_records(data), report)
     cfg = GenerationConfig(strategy="beam" if a.beam > 1 else "greedy", beam_size=a.beam, n_best=a.nbest,
                            max_len=a.max_len, length_penalty=a.length_penalty)
-    results = Translator(a.checkpoint, a.onnx)(lines, cfg, a.batch_size)
+    results = translator(lines, cfg, a.batch_size, report)
     if a.nbest == 1:
         out = [r[0][0] if r else "" for r in results]
     else:
-        out = [f"{i}\t{score:.4f}\t{text}" for i, r in enumerate(results) for text, score in r]
+        out = [f"{line}\t{score:.4f}\t{text}" for line, r in enumerate(results, start=1) for text, score in r]
     text = "\n".join(out) + ("\n" if out else "")
     if a.output:
-        Path(a.output).write_text(text, encoding="utf-8")
+        atomic_write_text(a.output, text)
     else:
         sys.stdout.write(text)
+        sys.stdout.flush()
+    if report.n_skipped:
+        print(f"warning: {report.summary()}", file=sys.stderr)
+        raise SystemExit(EXIT_SKIPPED)
 
 
 if __name__ == "__main__":

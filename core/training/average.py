@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.errors import UserError, entry_point
 from core.training.checkpoints import average_checkpoints
 
 
@@ -18,9 +19,12 @@ def pick(inputs: list[str], last: int | None) -> list[Path]:
     for item in map(Path, inputs):
         paths += sorted(item.glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if item.is_dir() else [item]
     paths = [p for p in paths if p.name != "last.ckpt" or len(paths) == 1]  # last.ckpt duplicates a step
+    if not paths:
+        raise UserError(f"no checkpoints (*.ckpt) in {', '.join(inputs)}")
     return paths[-last:] if last else paths
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", help="checkpoint files or folders of them")
@@ -29,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     paths = pick(a.inputs, a.last)
     if Path(a.output).exists():
-        raise SystemExit(f"{a.output} exists; choose another name (nothing is overwritten)")
+        raise UserError(f"{a.output} exists; choose another name (nothing is overwritten)")
     out = average_checkpoints(paths, a.output)
     print(f"averaged {len(paths)} checkpoints -> {out}: " + ", ".join(p.name for p in paths))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,12 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from core.errors import CheckpointError
 from core.io import atomic_write, atomic_write_text
+
+#: what torch.load raises on a file that is not a complete torch.save archive (truncated zip: RuntimeError
+#: "PytorchStreamReader failed ..."; empty: EOFError; other bytes: UnpicklingError/KeyError/ValueError)
+_NOT_A_CHECKPOINT = (RuntimeError, EOFError, KeyError, ValueError, IndexError, pickle.UnpicklingError)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -21,19 +28,41 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
     def load_checkpoint(self, path, map_location=None, weights_only: bool | None = True) -> dict[str, Any]:
-        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+        return load_checkpoint(path, map_location or "cpu")
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint as plain data; no code from the file is executed."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a Lightning checkpoint as plain data; no code from the file is executed.
+
+    Whatever is wrong with the file (missing, a folder, truncated by a full disk or a killed copy,
+    not a torch file, pickled objects, no ``state_dict``) is a :class:`CheckpointError` naming it:
+    torch's own messages ("PytorchStreamReader failed reading zip archive", a bare ``EOFError``)
+    name neither the file nor the cause."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a checkpoint file (a folder?)")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():
+            raise CheckpointError(f"{path}: not a checkpoint (truncated or not written by torch.save)") from err
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        raise CheckpointError(f"{path}: holds pickled Python objects"
+                              + (f" ({found[1]})" if found else "") + ", which are never loaded (weights_only=True)") from err
+    except _NOT_A_CHECKPOINT as err:
+        raise CheckpointError(f"{path}: not a checkpoint (truncated or not written by torch.save)") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return ckpt
 
 
 def average_checkpoints(paths: list[str | Path], output: str | Path) -> Path:
     """Mean of the floating-point weights of several checkpoints (Vaswani et al. average the last
     5-20), written as a checkpoint shaped like the last input so every loader accepts it."""
     if not paths:
-        raise ValueError("no checkpoints to average")
+        raise CheckpointError("no checkpoints to average")
     avg: dict[str, torch.Tensor] | None = None
     for p in paths:
         sd = load_checkpoint(p)["state_dict"]
@@ -41,7 +70,7 @@ def average_checkpoints(paths: list[str | Path], output: str | Path) -> Path:
             avg = {k: v.double() if v.is_floating_point() else v.clone() for k, v in sd.items()}
         else:
             if sd.keys() != avg.keys():
-                raise ValueError(f"{p} has different parameters from {paths[0]}")
+                raise CheckpointError(f"{p}: different parameters from {paths[0]}")
             for k, v in sd.items():
                 if v.is_floating_point():
                     avg[k] += v.double()

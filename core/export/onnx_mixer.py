@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.export.graph import DEFAULT_OPSET, save_program
 from core.mixers import Mixer
 
 
@@ -27,7 +28,7 @@ class MixerStepGraph(nn.Module):
         return (y, *(new[n] for n in self.names))
 
 
-def export_mixer_step(mixer: Mixer, path: str | Path, d_model: int, batch: int = 2, opset: int = 18) -> list[str]:
+def export_mixer_step(mixer: Mixer, path: str | Path, d_model: int, batch: int = 2, opset: int = DEFAULT_OPSET) -> list[str]:
     """Write the step graph to ``path``; returns the state names (inputs ``state.{name}``, outputs
     ``present.state.{name}``). ``offset`` (int64 scalar) is the position of the token."""
     param = next(mixer.parameters())
@@ -52,7 +53,7 @@ def export_mixer_step(mixer: Mixer, path: str | Path, d_model: int, batch: int =
                 input_names=["x", "offset"] + [f"state.{n}" for n in names],
                 output_names=["y"] + [f"present.state.{n}" for n in names],
                 dynamic_shapes=({0: b}, None, tuple(shapes)))
-        prog.save(str(path))
+        save_program(prog, path)
     finally:
         mixer.train(was_training)
     return names

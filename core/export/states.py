@@ -1,67 +1,105 @@
 """A causal stack's decoding state as flat graph inputs and outputs.
 
 An exported step graph cannot take a :class:`~core.models.state.DecoderState`: it takes tensors.
-Per layer that is either an attention KV cache (``key``, ``value``: [batch, kv_heads, past, head_dim],
-growing) or the fixed-size state of a recurrent mixer (its ``init_state`` names, sorted). A layer's
-*spec* says which: None for a KV cache, else the list of state names. Every graph that carries
-state (translation decoder, ASR prediction network, TTS decoder) flattens it in this order.
+Per layer, :class:`LayerState` says what the mixer carries between steps: a *growing* state
+(``fixed_state = False``: attention's KV cache, forgetting attention's keys, values and decays),
+whose one length axis is dynamic, or a *fixed* one (a recurrent mixer). The kind comes from the
+mixer contract, never from the mixer's class, and the names from :mod:`core.export.names`. Every
+graph that carries state (translation decoder, decoder-only LM, ASR prediction network, TTS
+decoder) flattens it in this order: layer by layer, each layer's state names sorted.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Sequence
+
 import torch
 
-from core.mixers import Attention, State
+from core.export.names import layer_state_names
+from core.mixers import State
 
 
-def stack_layer_specs(stack) -> list[list[str] | None]:
-    """Per layer of a causal stack: None for an attention KV cache, else its recurrent state's names."""
-    return [None if isinstance(layer.mixer, Attention) else sorted(layer.mixer.init_state(1, "cpu", torch.float32))
-            for layer in stack.layers]
+@dataclass
+class LayerState:
+    #: True for a state that grows with the sequence (``not mixer.fixed_state``)
+    growing: bool
+    #: state name -> shape without the batch; in a growing state the length axis has size 0
+    shapes: dict[str, list[int]]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.shapes)
+
+    def length_axis(self, name: str) -> int | None:
+        """Axis (batch = 0) along which ``name`` grows; None for a fixed state."""
+        return self.shapes[name].index(0) + 1 if self.growing else None
+
+    def io_names(self, i: int, side: str) -> list[str]:
+        return layer_state_names(i, self.growing, self.names, side)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"growing": self.growing, "shapes": self.shapes}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "LayerState":
+        return cls(bool(obj["growing"]), {n: list(s) for n, s in obj["shapes"].items()})
 
 
-def layer_state_names(spec: list[str] | None) -> list[str]:
-    return ["key", "value"] if spec is None else list(spec)
+def stack_layer_states(stack) -> list[LayerState]:
+    """Per layer of a causal stack, from its mixer's ``fixed_state`` and ``init_state``."""
+    out = []
+    for i, layer in enumerate(stack.layers):
+        mixer = layer.mixer
+        init = mixer.init_state(1, "cpu", torch.float32)
+        shapes = {n: list(t.shape[1:]) for n, t in init.items()}
+        growing = not mixer.fixed_state
+        if growing and any(s.count(0) != 1 for s in shapes.values()):
+            raise ValueError(f"layer {i} ({type(mixer).__name__}): a growing state needs exactly one length "
+                             f"axis of size 0 in init_state, got {shapes}")
+        out.append(LayerState(growing, shapes))
+    return out
 
 
-def state_io_names(specs: list[list[str] | None], prefix: str) -> list[str]:
-    """``{prefix}.{layer}.key/value`` or ``{prefix}.{layer}.state.{name}``, in flattening order."""
-    return [f"{prefix}.{i}.{n if spec is None else f'state.{n}'}"
-            for i, spec in enumerate(specs) for n in layer_state_names(spec)]
+def state_io_names(layers: Sequence[LayerState], side: str) -> list[str]:
+    """Every layer's state names (``side`` "past" for inputs, "present" for outputs), flattening order."""
+    return [n for i, layer in enumerate(layers) for n in layer.io_names(i, side)]
 
 
-def unflatten_states(specs: list[list[str] | None], flat) -> list[State]:
-    layers, pos = [], 0
-    for spec in specs:
-        names = layer_state_names(spec)
-        layers.append(dict(zip(names, flat[pos: pos + len(names)])))
+def unflatten_states(layers: Sequence[LayerState], flat) -> list[State]:
+    out, pos = [], 0
+    for layer in layers:
+        names = layer.names
+        out.append(dict(zip(names, flat[pos: pos + len(names)])))
         pos += len(names)
-    return layers
+    return out
 
 
-def flatten_states(specs: list[list[str] | None], layers: list[State]) -> list[torch.Tensor]:
-    return [state[n] for spec, state in zip(specs, layers) for n in layer_state_names(spec)]
+def flatten_states(layers: Sequence[LayerState], states: Sequence[State]) -> list:
+    return [state[n] for layer, state in zip(layers, states) for n in layer.names]
 
 
-def example_states(stack, specs, batch: int, past: int, generator: torch.Generator, batch_dim, past_dim,
-                   device=None, dtype=torch.float32) -> tuple[list[torch.Tensor], list[dict]]:
-    """Example state tensors for ``torch.onnx.export`` and their dynamic shapes: KV caches of
-    ``past`` positions, random recurrent states (a zero state could look constant to the exporter)."""
+def example_states(layers: Sequence[LayerState], batch: int, past: int, generator: torch.Generator, batch_dim,
+                   past_dim, device=None, dtype=torch.float32) -> tuple[list[torch.Tensor], list[dict]]:
+    """Example state tensors for ``torch.onnx.export`` and their dynamic shapes: growing states of
+    ``past`` positions, random values (a zero state could look constant to the exporter)."""
     tensors, shapes = [], []
-    for layer, spec in zip(stack.layers, specs):
-        if spec is None:
-            mixer = layer.mixer
-            cache = torch.randn(batch, mixer.n_kv_heads, past, mixer.head_dim, generator=generator).to(device, dtype)
-            tensors += [cache, cache.clone()]
-            shapes += [{0: batch_dim, 2: past_dim}] * 2
-        else:
-            state = layer.mixer.init_state(batch, "cpu", dtype)
-            tensors += [torch.randn(state[n].shape, generator=generator).to(device, dtype) for n in spec]
-            shapes += [{0: batch_dim}] * len(spec)
+    for layer in layers:
+        for n in layer.names:
+            axis = layer.length_axis(n)
+            shape = [batch, *layer.shapes[n]]
+            if axis is not None:
+                shape[axis] = past
+            tensors.append(torch.randn(shape, generator=generator).to(device, dtype))
+            shapes.append({0: batch_dim} if axis is None else {0: batch_dim, axis: past_dim})
     return tensors, shapes
 
 
-def state_shapes(stack, specs) -> list[dict[str, list[int]] | None]:
-    """Per layer, for a runner's ``config.json``: None (KV cache) or ``{name: shape without the batch}``."""
-    return [None if spec is None else {n: list(layer.mixer.init_state(1, "cpu", torch.float32)[n].shape[1:])
-                                       for n in spec}
-            for layer, spec in zip(stack.layers, specs)]
+def present_length_axes(layers: Sequence[LayerState], name: str = "present_len") -> dict[str, tuple[int, str]]:
+    """``{present output: (length axis, name)}`` for every growing state, for
+    :func:`core.export.graph.export_graph`'s ``length_axes``."""
+    return {io: (layer.length_axis(n), name) for i, layer in enumerate(layers) if layer.growing
+            for io, n in zip(layer.io_names(i, "present"), layer.names)}
+
+
+__all__ = ["LayerState", "example_states", "present_length_axes", "flatten_states", "stack_layer_states", "state_io_names",
+           "unflatten_states"]

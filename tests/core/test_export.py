@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.export import (
-    OnnxEncoderDecoder, decoder_input_names, decoder_layer_specs, decoder_output_names, encoder_output_names,
+    OnnxEncoderDecoder, decoder_input_names, decoder_layer_states, decoder_output_names, encoder_output_names,
     export_encoder_decoder,
 )
 from core.generation import GenerationConfig, generate
@@ -37,7 +37,7 @@ CONFIGS = {
     # ALiBi + multi-query attention, window 3 in both stacks (padded encoder rows see only padding)
     "alibi-mqa-window": (Seq2SeqConfig(VOCAB, VOCAB, backbone(position="alibi", n_kv_heads=1, window=3),
                                        backbone(position="alibi", n_kv_heads=1, window=3), tie_output=False), 1),
-    # recurrent + attention hybrid decoder: retention state (state.0.*) beside a KV cache
+    # recurrent + attention hybrid decoder: retention state (past_state.0.*) beside a KV cache
     "retnet-attention-hybrid": (Seq2SeqConfig(VOCAB, VOCAB, backbone(position="rope"),
                                               backbone(position="rope", mixer=["retnet", "attention"]),
                                               tie_output=False), 0),
@@ -73,13 +73,13 @@ def test_graph_files_names_and_dynamic_axes(exported):
     model, runner, paths = exported
     assert sorted(paths) == ["config", "decoder", "encoder"] and all(p.exists() for p in paths.values())
     n = model.cfg.decoder.n_layers
-    specs = decoder_layer_specs(model)
+    specs = decoder_layer_states(model)
     enc_in, enc_out = runner.encoder.get_inputs(), runner.encoder.get_outputs()
     assert [i.name for i in enc_in] == ["src_ids"] and enc_in[0].shape == ["batch", "src_len"]
     assert [o.name for o in enc_out] == encoder_output_names(n)
     dec_in = {i.name: i.shape for i in runner.decoder.get_inputs()}
     assert list(dec_in) == decoder_input_names(specs)
-    step_only = specs[0] is not None  # a recurrent decoder exports its one-token step
+    step_only = not specs[0].growing  # a recurrent decoder exports its one-token step
     assert dec_in["input_ids"] == ["batch", 1 if step_only else "tgt_len"] and dec_in["offset"] == []
     assert dec_in["past_key_values.1.decoder.key"][:3] == ["batch", model.decoder.stack.layers[1].mixer.n_kv_heads,
                                                           "past_len"]
@@ -89,7 +89,7 @@ def test_graph_files_names_and_dynamic_axes(exported):
     assert dec_out["logits"] == ["batch", 1 if step_only else "tgt_len", VOCAB]
     assert dec_out["present.1.decoder.key"][2] == "present_len"
     if step_only:
-        assert dec_in["state.0.state"][0] == "batch" and dec_out["present.0.state.state"] == dec_in["state.0.state"]
+        assert dec_in["past_state.0.state"][0] == "batch" and dec_out["present_state.0.state"] == dec_in["past_state.0.state"]
     cfg = json.loads(paths["config"].read_text())
     assert cfg["n_layers"] == n and cfg["pad_id"] == PAD and cfg["metadata"] == {"bos_id": BOS, "eos_id": EOS}
     assert runner.generation_config().eos_id == EOS

@@ -1,13 +1,13 @@
-"""Translation data: read sentence pairs, validate them, tokenize, and batch by token budget.
+"""Translation data: the data module that reads sentence pairs, validates them, tokenizes, and batches.
 
-The flow, top to bottom in this file:
+The flow:
 
-1. **Readers** turn the files users have into :class:`Record` s: TSV
-   (``src<TAB>tgt``), Moses-style aligned files (``PREFIX.src`` + ``PREFIX.tgt``)
-   and JSON Lines. Files are read as bytes and decoded line by line, so one bad
-   line costs one record, not the file. Bad records are skipped and counted by
-   reason; each file then gets ONE :class:`DataWarning` listing the reasons and
-   the first offending line numbers. Nothing usable at all is an error.
+1. **Formats** (:mod:`apps.translation.formats`) turn the files users have into
+   :class:`Record` s: TSV (``src<TAB>tgt``), Moses-style aligned files
+   (``PREFIX.src`` + ``PREFIX.tgt``) and JSON Lines. Bad records are skipped and
+   counted by reason; each file then gets ONE :class:`DataWarning` listing the
+   reasons and the first offending line numbers (over-length records join the
+   same warning). Nothing usable at all is an error.
 2. **Bundled corpora** (see :mod:`apps.translation.corpora`): the CMU
    Pronouncing Dictionary as grapheme-to-phoneme (the default), and a
    Spanish-English Bible built from Debian SWORD packages.
@@ -15,10 +15,10 @@ The flow, top to bottom in this file:
    as JSON under ``cache_dir/tokenizers/<fingerprint>/``.
 4. **Batches** hold as many records as fit a token budget
    (``B*S + B*T <= max_tokens``, padded shapes), built once per split from
-   length-sorted records. The dataset's items ARE these batches, so the
-   DataLoader runs with ``batch_size=None`` and Lightning's own
-   DistributedSampler (inserted under DDP) shards batches across ranks with no
-   custom code here.
+   length-sorted records by :func:`core.data.cost_batches`. The dataset's items
+   ARE these batches (:class:`core.data.BatchDataset`); training visits them in
+   a seeded order per epoch that Lightning checkpoints mid-epoch and resumes
+   (:func:`core.data.batch_loader`), sharded across ranks under DDP.
 
 A batch is a dict::
 
@@ -46,10 +46,20 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from apps.translation import corpora
-from core.data import DataWarning, SkipReport, read_lines, text_lines
+from apps.translation.formats import (
+    FORMATS,
+    Record,
+    detect_format,
+    read_jsonl,
+    read_moses,
+    read_parallel,
+    read_sources,
+    read_tsv,
+)
+from core.data import BatchDataset, DataWarning, SkipReport, batch_loader, cost_batches, pad
 from core.data.reports import SHOWN_LINES
 from core.tokenizers import (
     BOS_ID,
@@ -62,184 +72,19 @@ from core.tokenizers import (
     load_or_train,
 )
 
+__all__ = [
+    "CORPORA", "FORMATS", "DataWarning", "EncodedSplit", "Example", "Record", "SpecialIds", "TranslationDataModule",
+    "collate", "detect_format", "read_jsonl", "read_moses", "read_parallel", "read_sources", "read_tsv",
+    "token_budget_batches",
+]
+
 CORPORA = ("cmudict", "bible_es_en", "files")
-FORMATS = ("auto", "tsv", "moses", "jsonl")
 SPLITS = ("train", "valid", "test")
 # Bump when reading/cleaning changes in a way that should invalidate cached tokenizers.
 PIPELINE_VERSION = 1
 
 
-# --------------------------------------------------------------------------- records
-
-
-@dataclass(frozen=True)
-class Record:
-    """One source sentence with its reference(s); ``refs[0]`` is the training target.
-
-    ``origin``/``line`` say where it came from for error messages; ``key`` is
-    what deterministic splits hash (a word, a verse reference).
-    """
-
-    src: str
-    refs: tuple[str, ...]
-    origin: str
-    line: int
-    key: str = ""
-
-    @property
-    def tgt(self) -> str:
-        return self.refs[0]
-
-
-# --------------------------------------------------------------------------- readers
-
-
-def _decode(line: bytes) -> str | None:
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _text_lines(path: Path, report: SkipReport, records: list, limit: int | None) -> Iterator[tuple[int, str]]:
-    """:func:`core.data.text_lines` that stops once ``records`` holds ``limit`` records."""
-    return text_lines(path, report, lambda: limit is not None and len(records) >= limit)
-
-
-def read_tsv(path: str | Path, limit: int | None = None) -> tuple[list[Record], SkipReport]:
-    """``source<TAB>target`` per line; blank lines are ignored, not counted."""
-    path = Path(path)
-    report = SkipReport(str(path))
-    records: list[Record] = []
-    for lineno, text in _text_lines(path, report, records, limit):
-        fields = text.split("\t")
-        if len(fields) != 2:
-            report.skip("missing column" if len(fields) < 2 else "extra column", lineno)
-            continue
-        src, tgt = fields[0].strip(), fields[1].strip()
-        if not src or not tgt:
-            report.skip("empty side", lineno)
-            continue
-        records.append(Record(src, (tgt,), str(path), lineno))
-    return records, report
-
-
-def read_moses(
-    prefix: str | Path, src_lang: str, tgt_lang: str, limit: int | None = None
-) -> tuple[list[Record], SkipReport]:
-    """Line-aligned ``PREFIX.{src_lang}`` and ``PREFIX.{tgt_lang}``; different line counts are an error."""
-    src_path, tgt_path = Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
-    src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
-    if len(src_lines) != len(tgt_lines):
-        raise ValueError(
-            f"misaligned Moses files: {src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}"
-        )
-    origin = f"{prefix}.{{{src_lang},{tgt_lang}}}"
-    report = SkipReport(origin)
-    records: list[Record] = []
-    for lineno, (raw_src, raw_tgt) in enumerate(zip(src_lines, tgt_lines), start=1):
-        if limit is not None and len(records) >= limit:
-            break
-        report.total += 1
-        src, tgt = _decode(raw_src), _decode(raw_tgt)
-        if src is None or tgt is None:
-            report.skip("invalid UTF-8", lineno)
-            continue
-        src, tgt = src.strip(), tgt.strip()
-        if not src or not tgt:
-            report.skip("empty side", lineno)
-            continue
-        records.append(Record(src, (tgt,), origin, lineno))
-    return records, report
-
-
-def read_jsonl(
-    path: str | Path, src_key: str, tgt_key: str, key_field: str | None = None, limit: int | None = None
-) -> tuple[list[Record], SkipReport]:
-    """One JSON object per line with string ``src_key``; ``tgt_key`` is a string or a list of references.
-
-    A list gives a multi-reference record (all references feed BLEU/PER; the
-    first is the training target). ``key_field`` names an optional field used
-    as the record's split key (the Bible's ``"ref"``).
-    """
-    path = Path(path)
-    report = SkipReport(str(path))
-    records: list[Record] = []
-    for lineno, text in _text_lines(path, report, records, limit):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            obj = None
-        if not isinstance(obj, dict):
-            report.skip("invalid JSON", lineno)
-            continue
-        if src_key not in obj or tgt_key not in obj:
-            report.skip("missing key", lineno)
-            continue
-        src, tgt = obj[src_key], obj[tgt_key]
-        refs = [tgt] if isinstance(tgt, str) else tgt
-        if not isinstance(src, str) or not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            report.skip("not a string", lineno)
-            continue
-        src, refs = src.strip(), [r.strip() for r in refs]
-        if not src or not refs or not all(refs):
-            report.skip("empty side", lineno)
-            continue
-        key = str(obj.get(key_field, "")) if key_field else ""
-        records.append(Record(src, tuple(refs), str(path), lineno, key))
-    return records, report
-
-
-def detect_format(path: str, format: str, src_lang: str, tgt_lang: str) -> str:
-    """``format`` unless it is "auto": then by extension, or "moses" when ``path.{src_lang}`` exists."""
-    if format != "auto":
-        return format
-    suffix = Path(path).suffix.lower()
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    if Path(f"{path}.{src_lang}").exists() or Path(f"{path}.{tgt_lang}").exists():
-        return "moses"
-    if not Path(path).exists():
-        raise FileNotFoundError(f"file not found: {path} (nor Moses files {path}.{src_lang} / {path}.{tgt_lang})")
-    raise ValueError(f"cannot tell the format of {path}; set format to one of tsv, moses, jsonl")
-
-
-def read_parallel(
-    path: str, format: str = "auto", src_lang: str = "src", tgt_lang: str = "tgt", limit: int | None = None
-) -> tuple[list[Record], SkipReport]:
-    """Read a user file in any supported format (see :func:`detect_format`)."""
-    fmt = detect_format(path, format, src_lang, tgt_lang)
-    if fmt == "tsv":
-        return read_tsv(path, limit)
-    if fmt == "moses":
-        return read_moses(path, src_lang, tgt_lang, limit)
-    return read_jsonl(path, src_lang, tgt_lang, limit=limit)
-
-
-def read_sources(path: str | Path) -> list[str]:
-    """Prediction input: one source per line, blank lines kept (they get empty outputs).
-
-    Undecodable bytes are replaced rather than dropped, so output line N still
-    belongs to input line N; the affected lines are reported in one warning.
-    """
-    path = Path(path)
-    report = SkipReport(str(path))
-    sources = []
-    for lineno, raw in enumerate(read_lines(path), start=1):
-        report.total += 1
-        text = _decode(raw)
-        if text is None:
-            report.skip("invalid UTF-8 (bytes replaced)", lineno)
-            text = raw.decode("utf-8", errors="replace")
-        sources.append(text.strip())
-    if report.skipped:
-        warnings.warn(report.summary().replace("skipped", "repaired"), DataWarning, stacklevel=2)
-    return sources
-
-
-# --------------------------------------------------------------------------- batching
+# --------------------------------------------------------------------------- batches
 
 
 @dataclass(frozen=True)
@@ -256,60 +101,12 @@ class Example:
 def token_budget_batches(
     src_lens: Sequence[int], tgt_lens: Sequence[int], max_tokens: int, seed: int | None = None
 ) -> list[list[int]]:
-    """Group record indices into batches whose padded size ``B*max(S) + B*max(T)`` fits ``max_tokens``.
+    """Record indices in batches whose padded size ``B*max(S) + B*max(T)`` fits ``max_tokens``.
 
-    Lengths are the padded tensor lengths (EOS/BOS included). Records are
-    sorted by (source, target) length so batches hold similar lengths and
-    waste little padding; with a ``seed``, records of equal length are
-    shuffled first, so a different seed mixes different records together.
-    Every index appears in exactly one batch; batches come out shortest first.
+    Lengths are the padded tensor lengths (EOS/BOS included); see :func:`core.data.cost_batches`
+    (a ``seed`` mixes records of equal length into different batches).
     """
-    order = list(range(len(src_lens)))
-    if seed is not None:
-        random.Random(seed).shuffle(order)
-    order.sort(key=lambda i: (src_lens[i], tgt_lens[i]))  # stable: ties keep the shuffled order
-    batches: list[list[int]] = []
-    current: list[int] = []
-    max_s = max_t = 0
-    for i in order:
-        s, t = src_lens[i], tgt_lens[i]
-        if s + t > max_tokens:
-            raise ValueError(f"record {i} needs {s + t} tokens alone, over max_tokens={max_tokens}")
-        grown_s, grown_t = max(max_s, s), max(max_t, t)
-        if current and (len(current) + 1) * (grown_s + grown_t) > max_tokens:
-            batches.append(current)
-            current, grown_s, grown_t = [], s, t
-        current.append(i)
-        max_s, max_t = grown_s, grown_t
-    if current:
-        batches.append(current)
-    return batches
-
-
-class BatchDataset(Dataset):
-    """A dataset whose items are whole batches (lists of :class:`Example`).
-
-    Used with ``DataLoader(batch_size=None)``: the sampler (Lightning's
-    DistributedSampler under DDP, a RandomSampler when shuffling) then
-    permutes and shards batches, never splitting one.
-    """
-
-    def __init__(self, examples: Sequence[Example], batches: Sequence[Sequence[int]]) -> None:
-        self.examples = list(examples)
-        self.batches = [list(b) for b in batches]
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> list[Example]:
-        return [self.examples[j] for j in self.batches[i]]
-
-
-def _pad(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> torch.Tensor:
-    out = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return out
+    return cost_batches(list(zip(src_lens, tgt_lens)), max_tokens, seed=seed, option="max_tokens")
 
 
 @dataclass(frozen=True)
@@ -331,12 +128,12 @@ class SpecialIds:
 def collate(examples: Sequence[Example], ids: SpecialIds = SpecialIds()) -> dict[str, Any]:
     """Pad one batch: source + EOS, BOS + target + EOS (see the module docstring for the layout)."""
     batch: dict[str, Any] = {
-        "src_ids": _pad([[*e.src_ids, ids.src_eos] for e in examples], ids.src_pad),
+        "src_ids": pad([[*e.src_ids, ids.src_eos] for e in examples], ids.src_pad),
         "index": torch.tensor([e.index for e in examples], dtype=torch.long),
         "src_text": [e.src_text for e in examples],
     }
     if all(e.tgt_ids is not None for e in examples):
-        batch["tgt_ids"] = _pad([[ids.tgt_bos, *e.tgt_ids, ids.tgt_eos] for e in examples], ids.tgt_pad)  # type: ignore[misc]
+        batch["tgt_ids"] = pad([[ids.tgt_bos, *e.tgt_ids, ids.tgt_eos] for e in examples], ids.tgt_pad)  # type: ignore[misc]
         batch["refs"] = [list(e.refs) for e in examples]
     return batch
 
@@ -374,7 +171,8 @@ class TranslationDataModule(L.LightningDataModule):
         train_limit: use only the first N training records (tiny test configs).
         num_workers: DataLoader workers.
         cache_dir: built corpora and tokenizers (default ``$SEQLAB_CACHE`` or ``~/.cache/seqlab``).
-        seed: mixes equal-length training records into different batches.
+        seed: mixes equal-length training records into different batches and orders the
+            training batches of each epoch (``seed + epoch``).
     """
 
     def __init__(
@@ -649,15 +447,12 @@ class TranslationDataModule(L.LightningDataModule):
         if stage == "predict" or (stage is None and self.predict_path):
             self._encode_predict()
 
+    def _dataset(self, encoded: EncodedSplit) -> BatchDataset:
+        ids = SpecialIds.of(*self._ensure_tokenizers())
+        return BatchDataset(encoded.examples, encoded.batches, partial(collate, ids=ids))
+
     def _loader(self, encoded: EncodedSplit, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            BatchDataset(encoded.examples, encoded.batches),
-            batch_size=None,
-            shuffle=shuffle,
-            collate_fn=partial(collate, ids=SpecialIds.of(*self._ensure_tokenizers())),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        return batch_loader(self._dataset(encoded), shuffle, self.seed, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._encode("train"), shuffle=True)
@@ -674,7 +469,5 @@ class TranslationDataModule(L.LightningDataModule):
 
     def iter_batches(self, split: str) -> Iterator[dict[str, Any]]:
         """Collated batches of a split in fixed order, without a DataLoader (handy for scripts and tests)."""
-        encoded = self._encode_predict() if split == "predict" else self._encode(split)
-        dataset = BatchDataset(encoded.examples, encoded.batches)
-        ids = SpecialIds.of(*self._ensure_tokenizers())
-        return (collate(dataset[i], ids) for i in range(len(dataset)))
+        dataset = self._dataset(self._encode_predict() if split == "predict" else self._encode(split))
+        return (dataset[i] for i in range(len(dataset)))

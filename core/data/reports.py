@@ -7,7 +7,9 @@ usable is left, :meth:`SkipReport.require` fails with a message that names the f
 """
 from __future__ import annotations
 
+import gzip
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +31,13 @@ class SkipReport:
     unit: str = "line"
     total: int = 0
     skipped: dict[str, list[int]] = field(default_factory=dict)
+    #: what a reason means for this file (e.g. the keys a record needs), shown once in the summary
+    details: dict[str, str] = field(default_factory=dict)
 
-    def skip(self, reason: str, line: int) -> None:
+    def skip(self, reason: str, line: int, detail: str | None = None) -> None:
         self.skipped.setdefault(reason, []).append(line)
+        if detail is not None:
+            self.details.setdefault(reason, detail)
 
     @property
     def n_skipped(self) -> int:
@@ -43,11 +49,13 @@ class SkipReport:
         for reason, lines in self.skipped.items():
             shown = ", ".join(map(str, lines[:SHOWN_LINES]))
             more = f" (+{len(lines) - SHOWN_LINES} more)" if len(lines) > SHOWN_LINES else ""
-            parts.append(f"{reason}: {self.unit}{'s' if len(lines) > 1 else ''} {shown}{more}")
+            detail = f" ({self.details[reason]})" if reason in self.details else ""
+            parts.append(f"{reason}{detail}: {self.unit}{'s' if len(lines) > 1 else ''} {shown}{more}")
         return f"{self.origin}: skipped {self.n_skipped} of {self.total} records ({'; '.join(parts)})"
 
     def copy(self) -> SkipReport:
-        return SkipReport(self.origin, self.unit, self.total, {k: list(v) for k, v in self.skipped.items()})
+        return SkipReport(self.origin, self.unit, self.total, {k: list(v) for k, v in self.skipped.items()},
+                          dict(self.details))
 
     def warn(self) -> None:
         if self.skipped:
@@ -61,7 +69,11 @@ class SkipReport:
 
 
 def read_lines(path: Path) -> list[bytes]:
-    """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file."""
+    """Raw lines of ``path`` (split on "\\n", trailing "\\r" removed) with one-line errors naming the file.
+
+    A gzip file (recognised by its magic bytes, whatever its name) is decompressed first: genomes
+    and large corpora usually come as ``.gz``.
+    """
     if not path.is_file():
         if path.exists():
             raise DataError(f"not a regular file: {path}")
@@ -70,6 +82,11 @@ def read_lines(path: Path) -> list[bytes]:
         data = path.read_bytes()
     except OSError as err:
         raise DataError(f"cannot read {path}: {err.strerror or err}") from err
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"{path}: broken gzip file ({err})") from err
     if not data.strip():
         raise DataError(f"file is empty: {path}")
     data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark

@@ -4,6 +4,9 @@ windows and a KV cache, all through ``torch.nn.functional.scaled_dot_product_att
 The KV cache is the mixer state: ``{"key": [B, Hkv, L, Dh], "value": [B, Hkv, L, Dh]}`` plus
 ``"mask": [B, L]`` when padding was given. With a sliding window only the last ``window - 1``
 keys are kept, so the cache (and the cost of a step) stops growing.
+
+Attention reads no ``mixer_options``: its sizes are backbone fields (``n_heads``, ``n_kv_heads``,
+``window``, ``position``).
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ class Attention(Mixer):
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
+        self.read_options(cfg)  # (none: a stray option is an error, not ignored)
         d, h = cfg.d_model, cfg.n_heads
         self.n_heads, self.n_kv_heads = h, cfg.n_kv_heads or h
         if d % h or h % self.n_kv_heads:

@@ -44,22 +44,23 @@ class ForgettingAttention(Mixer):
     # The forget gate decays along reading order: encoders run one copy per direction.
     bidirectional = False
     fixed_state = False  # the KV cache grows by one key per token
+    options = {"qk_norm": False, "output_gate": False}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
         d, h = cfg.d_model, cfg.n_heads
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         self.n_heads, self.head_dim = h, d // h
         self.window = cfg.window
         self.dropout = cfg.attn_dropout
         self.qkv = nn.Linear(d, 3 * d, bias=cfg.bias)
         self.fgate = nn.Linear(d, h, bias=True)  # (zero bias after init: f ~ 0.5, as in the paper's code)
         self.out = nn.Linear(d, d, bias=cfg.bias)
-        self.qk_norm = bool(opts.get("qk_norm", False))
+        self.qk_norm = bool(opts["qk_norm"])
         if self.qk_norm:
             self.q_scale = nn.Parameter(torch.ones(h, 1, self.head_dim))
             self.k_scale = nn.Parameter(torch.ones(h, 1, self.head_dim))
-        self.ogate = nn.Linear(d, d, bias=False) if opts.get("output_gate", False) else None
+        self.ogate = nn.Linear(d, d, bias=False) if opts["output_gate"] else None
 
     def init_state(self, batch: int, device, dtype) -> State:
         empty = torch.zeros(batch, self.n_heads, 0, self.head_dim, device=device, dtype=dtype)

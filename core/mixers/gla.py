@@ -31,19 +31,20 @@ from core.ops.gated_linear import gated_linear
 @register_mixer("gla")
 class GatedLinearAttention(Mixer):
     bidirectional = False
+    options = {"expand_k": 0.5, "expand_v": 1.0, "chunk": 64, "gate_norm": 16.0, "gate_rank": 16}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d, h = cfg.d_model, cfg.n_heads
-        key_dim, value_dim = int(d * float(opts.get("expand_k", 0.5))), int(d * float(opts.get("expand_v", 1.0)))
+        key_dim, value_dim = int(d * float(opts["expand_k"])), int(d * float(opts["expand_v"]))
         if key_dim % h or value_dim % h or not key_dim or not value_dim:
             raise ValueError(f"gla: key width {key_dim} and value width {value_dim} must be positive multiples of n_heads={h}")
         self.n_heads, self.dk, self.dv = h, key_dim // h, value_dim // h
-        self.chunk = int(opts.get("chunk", 64))
-        self.gate_norm = float(opts.get("gate_norm", 16.0))
+        self.chunk = int(opts["chunk"])
+        self.gate_norm = float(opts["gate_norm"])
         self.eps = cfg.norm_eps
-        rank = int(opts.get("gate_rank", 16))
+        rank = int(opts["gate_rank"])
         # q, k, v and the output gate in one matmul
         self.proj = nn.Linear(d, 2 * key_dim + 2 * value_dim, bias=cfg.bias)
         self.gate_down = nn.Linear(d, rank, bias=False)

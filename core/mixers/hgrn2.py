@@ -37,21 +37,22 @@ from core.ops.gated_linear import gated_linear
 @register_mixer("hgrn2")
 class HGRN2(Mixer):
     bidirectional = False
+    options = {"expand_ratio": None, "lower_bound": 0.0, "chunk": 64, "output_gate": False}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d = cfg.d_model
-        self.expand = int(opts.get("expand_ratio", d // cfg.n_heads))
+        self.expand = int(opts["expand_ratio"] or d // cfg.n_heads)
         if d % self.expand:
             raise ValueError(f"hgrn2: expand_ratio={self.expand} must divide d_model={d}")
         self.n_heads = d // self.expand
-        self.lower_bound = float(opts.get("lower_bound", 0.0))
+        self.lower_bound = float(opts["lower_bound"])
         if not 0.0 <= self.lower_bound < 1.0:
             raise ValueError(f"hgrn2: lower_bound={self.lower_bound} must lie in [0, 1)")
-        self.chunk = int(opts.get("chunk", 64))
+        self.chunk = int(opts["chunk"])
         self.eps = cfg.norm_eps
-        self.use_output_gate = bool(opts.get("output_gate", False))
+        self.use_output_gate = bool(opts["output_gate"])
         # query (HGRN1's output gate), forget gate, value (+ optional output gate) in one matmul
         self.proj = nn.Linear(d, (4 if self.use_output_gate else 3) * d, bias=cfg.bias)
         self.norm_weight = nn.Parameter(torch.ones(d))

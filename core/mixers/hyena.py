@@ -28,7 +28,7 @@ a zero window and for right padding in training; padding in the middle of a sequ
 occupies a time step.
 
 Options (``mixer_options``): ``filter_order`` (FFN width, 64), ``emb_dim`` (positional features,
-odd, 5 as in HyenaDNA), ``num_inner_mlps`` (2), ``sin_freq`` (initial sine frequency, 1),
+odd, 5 as in HyenaDNA), ``num_inner_mlps`` (2), ``sin_freq`` (initial sine frequency, 10),
 ``short_kernel`` (3), ``fast_decay_pct`` / ``slow_decay_pct`` / ``decay_target`` (0.3 / 1.5 /
 1e-2: the fastest channel's window falls to 1e-2 at 30% of max_len, the slowest at 150%).
 """
@@ -99,19 +99,20 @@ class ImplicitFilter(nn.Module):
 @register_mixer("hyena")
 class Hyena(Mixer):
     bidirectional = False
+    options = {"short_kernel": 3, "emb_dim": 5, "filter_order": 64, "num_inner_mlps": 2, "sin_freq": 10.0, "fast_decay_pct": 0.3, "slow_decay_pct": 1.5, "decay_target": 1e-2}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d = self.d_model = cfg.d_model
         self.max_len = cfg.max_len
         self.in_proj = nn.Linear(d, 3 * d, bias=cfg.bias)
-        self.short_conv = CausalConv1d(3 * d, kernel=int(opts.get("short_kernel", 3)))
+        self.short_conv = CausalConv1d(3 * d, kernel=int(opts["short_kernel"]))
         self.filter = ImplicitFilter(
-            2 * d, cfg.max_len, emb_dim=int(opts.get("emb_dim", 5)), order=int(opts.get("filter_order", 64)),
-            num_inner_mlps=int(opts.get("num_inner_mlps", 2)), sin_freq=float(opts.get("sin_freq", 10.0)),
-            fast_decay_pct=float(opts.get("fast_decay_pct", 0.3)), slow_decay_pct=float(opts.get("slow_decay_pct", 1.5)),
-            decay_target=float(opts.get("decay_target", 1e-2)), groups=2)
+            2 * d, cfg.max_len, emb_dim=int(opts["emb_dim"]), order=int(opts["filter_order"]),
+            num_inner_mlps=int(opts["num_inner_mlps"]), sin_freq=float(opts["sin_freq"]),
+            fast_decay_pct=float(opts["fast_decay_pct"]), slow_decay_pct=float(opts["slow_decay_pct"]),
+            decay_target=float(opts["decay_target"]), groups=2)
         self.out_proj = nn.Linear(d, d, bias=cfg.bias)
 
     def init_state(self, batch: int, device, dtype) -> State:

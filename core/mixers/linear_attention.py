@@ -4,6 +4,9 @@ softmax(q k^T) is replaced by phi(q) phi(k)^T with phi(x) = elu(x) + 1, so causa
 becomes a running sum: S_t = S_{t-1} + phi(k_t)^T v_t, o_t = phi(q_t) S_t / phi(q_t) z_t with
 z_t = sum phi(k). It is the gated-linear recurrence with no decay (g = 0); the normaliser z rides
 along as an extra value column of ones, so one kernel call yields numerator and denominator.
+
+Options (``mixer_options``): ``chunk`` (tokens per chunk of the parallel form, 64), ``eps``
+(added to the normaliser, 1e-6).
 """
 from __future__ import annotations
 
@@ -18,12 +21,14 @@ from core.ops.gated_linear import gated_linear
 @register_mixer("linear_attention")
 class LinearAttention(Mixer):
     bidirectional = False
+    options = {"chunk": 64, "eps": 1e-6}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
+        opts = self.read_options(cfg)
         self.n_heads, self.dk = cfg.n_heads, cfg.d_model // cfg.n_heads
-        self.chunk = int(cfg.mixer_options.get("chunk", 64))
-        self.eps = float(cfg.mixer_options.get("eps", 1e-6))
+        self.chunk = int(opts["chunk"])
+        self.eps = float(opts["eps"])
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
 

@@ -43,17 +43,18 @@ from core.ops.selective_scan import selective_scan
 @register_mixer("mamba")
 class Mamba(Mixer):
     bidirectional = False
+    options = {"d_state": 16, "d_conv": 4, "expand": 2, "dt_rank": "auto", "block": 64, "dt_min": 1e-3, "dt_max": 0.1}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d = cfg.d_model
-        self.d_state = int(opts.get("d_state", 16))
-        self.d_conv = int(opts.get("d_conv", 4))
-        self.d_inner = int(opts.get("expand", 2)) * d
-        rank = opts.get("dt_rank", "auto")
+        self.d_state = int(opts["d_state"])
+        self.d_conv = int(opts["d_conv"])
+        self.d_inner = int(opts["expand"]) * d
+        rank = opts["dt_rank"]
         self.dt_rank = math.ceil(d / 16) if rank == "auto" else int(rank)
-        self.block = int(opts.get("block", 64))
+        self.block = int(opts["block"])
         di, n = self.d_inner, self.d_state
 
         self.in_proj = KeepInitLinear(d, 2 * di, bias=cfg.bias)
@@ -64,7 +65,7 @@ class Mamba(Mixer):
         self.D = nn.Parameter(torch.ones(di))
         self.A_log._no_weight_decay = True  # as mamba_ssm: decay would pull A towards -1
         self.out_proj = KeepInitLinear(di, d, bias=cfg.bias)
-        self.reset_dt(float(opts.get("dt_min", 1e-3)), float(opts.get("dt_max", 0.1)))
+        self.reset_dt(float(opts["dt_min"]), float(opts["dt_max"]))
 
     @torch.no_grad()
     def reset_dt(self, dt_min: float, dt_max: float) -> None:

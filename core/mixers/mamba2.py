@@ -62,27 +62,28 @@ class GatedRMSNorm(nn.Module):
 @register_mixer("mamba2")
 class Mamba2(Mixer):
     bidirectional = False
+    options = {"d_state": 64, "expand": 2, "headdim": 64, "ngroups": 1, "chunk": 64, "dt_limit": (0.0, math.inf), "dt_min": 1e-3, "dt_max": 0.1, "d_conv": 4}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d = cfg.d_model
-        self.d_state = int(opts.get("d_state", 64))
-        self.d_inner = int(opts.get("expand", 2)) * d
-        self.headdim = min(int(opts.get("headdim", 64)), self.d_inner)
-        self.ngroups = int(opts.get("ngroups", 1))
+        self.d_state = int(opts["d_state"])
+        self.d_inner = int(opts["expand"]) * d
+        self.headdim = min(int(opts["headdim"]), self.d_inner)
+        self.ngroups = int(opts["ngroups"])
         if self.d_inner % self.headdim:
             raise ValueError(f"mamba2: d_inner={self.d_inner} is not a multiple of headdim={self.headdim}")
         self.n_heads = self.d_inner // self.headdim
         if self.n_heads % self.ngroups:
             raise ValueError(f"mamba2: {self.n_heads} heads do not split into ngroups={self.ngroups}")
-        self.chunk = int(opts.get("chunk", 64))
-        self.dt_limit = tuple(float(v) for v in opts.get("dt_limit", (0.0, math.inf)))
-        dt_min, dt_max = float(opts.get("dt_min", 1e-3)), float(opts.get("dt_max", 0.1))
+        self.chunk = int(opts["chunk"])
+        self.dt_limit = tuple(float(v) for v in opts["dt_limit"])
+        dt_min, dt_max = float(opts["dt_min"]), float(opts["dt_max"])
 
         self.conv_dim = self.d_inner + 2 * self.ngroups * self.d_state  # x, B, C go through the conv
         self.in_proj = nn.Linear(d, self.d_inner + self.conv_dim + self.n_heads, bias=cfg.bias)  # z, xBC, dt
-        self.conv1d = CausalConv1d(self.conv_dim, kernel=int(opts.get("d_conv", 4)))
+        self.conv1d = CausalConv1d(self.conv_dim, kernel=int(opts["d_conv"]))
         self.dt_bias = nn.Parameter(dt_bias(self.n_heads, dt_min, dt_max))  # softplus(dt_bias): log-uniform
         # A = -exp(A_log), |A| ~ U[1, 16] as in the reference implementation
         self.A_log = nn.Parameter(torch.empty(self.n_heads).uniform_(1, 16).log())

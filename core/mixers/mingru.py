@@ -52,12 +52,13 @@ class _MinRNN(Mixer):
     bidirectional = False
     #: how many width-D_hidden slices the input projection produces (gates + candidate)
     n_proj: int
+    options = {"expand": 2, "block": None}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
-        self.hidden = max(1, int(round(float(opts.get("expand", 2)) * cfg.d_model)))
-        block = opts.get("block")
+        opts = self.read_options(cfg)
+        self.hidden = max(1, int(round(float(opts["expand"]) * cfg.d_model)))
+        block = opts["block"]
         self.block = None if block is None else int(block)
         # gates always have a bias: it sets how much a gate keeps by default
         self.proj = nn.Linear(cfg.d_model, self.n_proj * self.hidden, bias=True)

@@ -24,13 +24,14 @@ from core.ops.gated_linear import gated_linear
 @register_mixer("retnet")
 class MultiScaleRetention(Mixer):
     bidirectional = False
+    options = {"v_expand": 2, "chunk": 64}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         self.n_heads, self.dk = cfg.n_heads, cfg.d_model // cfg.n_heads
-        self.dv = self.dk * int(opts.get("v_expand", 2))
-        self.chunk = int(opts.get("chunk", 64))
+        self.dv = self.dk * int(opts["v_expand"])
+        self.chunk = int(opts["chunk"])
         d, inner = cfg.d_model, self.n_heads * self.dv
         self.proj = nn.Linear(d, 2 * d + 2 * inner, bias=cfg.bias)  # q, k, v, gate in one matmul
         self.out = nn.Linear(inner, d, bias=cfg.bias)

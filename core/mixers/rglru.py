@@ -96,15 +96,16 @@ class RGLRU(nn.Module):
 @register_mixer("rglru")
 class RecurrentBlock(Mixer):
     bidirectional = False
+    options = {"expand": 1.5, "block": None, "conv": 4}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         heads = cfg.n_heads
-        self.width = heads * max(1, round(float(opts.get("expand", 1.5)) * cfg.d_model / heads))
-        block = opts.get("block")
+        self.width = heads * max(1, round(float(opts["expand"]) * cfg.d_model / heads))
+        block = opts["block"]
         self.proj = nn.Linear(cfg.d_model, 2 * self.width, bias=cfg.bias)  # gate branch, recurrent branch
-        self.conv = CausalConv1d(self.width, int(opts.get("conv", 4)))
+        self.conv = CausalConv1d(self.width, int(opts["conv"]))
         self.lru = RGLRU(self.width, heads, None if block is None else int(block))
         self.out = nn.Linear(self.width, cfg.d_model, bias=cfg.bias)
 

@@ -46,15 +46,16 @@ from core.ops.gated_linear import gated_linear
 @register_mixer("rwkv6")
 class RWKV6(Mixer):
     bidirectional = False
+    options = {"chunk": 64, "mix_lora": 32, "decay_lora": 64, "init_depth": 0.5}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d, h = cfg.d_model, cfg.n_heads
         self.d_model, self.n_heads, self.head_dim = d, h, d // h
-        self.chunk = int(opts.get("chunk", 64))
-        mix_lora, decay_lora = int(opts.get("mix_lora", 32)), int(opts.get("decay_lora", 64))
-        depth = float(opts.get("init_depth", 0.5))  # ratio_0_to_1 of the reference code
+        self.chunk = int(opts["chunk"])
+        mix_lora, decay_lora = int(opts["mix_lora"]), int(opts["decay_lora"])
+        depth = float(opts["init_depth"])  # ratio_0_to_1 of the reference code
         early = 1.0 - depth  # ratio_1_to_almost0
 
         # Raw parameters (not nn.Linear), so the backbone's GPT-2 init leaves RWKV's own init alone.

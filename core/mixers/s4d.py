@@ -60,17 +60,18 @@ def _split_powers(dt_a: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.
 @register_mixer("s4d")
 class S4D(Mixer):
     bidirectional = False
+    options = {"d_state": 64, "dt_min": 1e-3, "dt_max": 1e-1, "glu": True}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d = cfg.d_model
-        self.d_state = int(opts.get("d_state", 64))
+        self.d_state = int(opts["d_state"])
         if self.d_state < 2 or self.d_state % 2:
             raise ValueError(f"s4d d_state={self.d_state} must be even: it counts conjugate pairs")
         n = self.d_state // 2
-        dt_min, dt_max = float(opts.get("dt_min", 1e-3)), float(opts.get("dt_max", 1e-1))
-        self.glu = bool(opts.get("glu", True))
+        dt_min, dt_max = float(opts["dt_min"]), float(opts["dt_max"])
+        self.glu = bool(opts["glu"])
 
         self.in_proj = nn.Linear(d, d, bias=cfg.bias)
         self.log_dt = nn.Parameter(torch.rand(d) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))

@@ -100,20 +100,21 @@ class MLSTM(Mixer):
     input-gate pre-activation, default 15)."""
 
     bidirectional = False
+    options = {"expand": 2, "chunk": 64, "gate_cap": 15.0, "qkv_block": 4, "conv": 4}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
-        opts = cfg.mixer_options
+        opts = self.read_options(cfg)
         d, h = cfg.d_model, cfg.n_heads
-        self.inner = inner = int(opts.get("expand", 2)) * d
+        self.inner = inner = int(opts["expand"]) * d
         if inner % h:
             raise ValueError(f"inner width {inner} must divide by n_heads={h}")
         self.n_heads, self.head_dim = h, inner // h
-        self.chunk = int(opts.get("chunk", 64))
-        self.gate_cap = float(opts.get("gate_cap", 15.0))
-        block = int(opts.get("qkv_block", 4))
+        self.chunk = int(opts["chunk"])
+        self.gate_cap = float(opts["gate_cap"])
+        block = int(opts["qkv_block"])
         self.up = nn.Linear(d, 2 * inner, bias=cfg.bias)
-        self.conv = CausalConv1d(inner, int(opts.get("conv", 4)))
+        self.conv = CausalConv1d(inner, int(opts["conv"]))
         self.q, self.k, self.v = (HeadwiseLinear(inner, block) for _ in range(3))
         # Gates as raw parameters, not nn.Linear, so the backbone's GPT-2 init keeps the paper's:
         # zero weights, forget-gate biases spread over [3, 6] (long memory at the start of
@@ -189,13 +190,15 @@ class SLSTM(Mixer):
     channel (long memory at first), other biases 0. Options: ``conv`` (kernel, default 4)."""
 
     bidirectional = False
+    options = {"conv": 4}
 
     def __init__(self, cfg, causal: bool):
         super().__init__()
+        opts = self.read_options(cfg)
         d, h = cfg.d_model, cfg.n_heads
         self.d_model, self.n_heads, self.head_dim = d, h, d // h
         dh = self.head_dim
-        self.conv = CausalConv1d(d, int(cfg.mixer_options.get("conv", 4)))
+        self.conv = CausalConv1d(d, int(opts["conv"]))
         self.in_if = HeadwiseLinear(d, dh, 2)  # from the convolved branch
         self.in_zo = HeadwiseLinear(d, dh, 2)  # from x
         self.recurrent = nn.Parameter(torch.zeros(h, dh, 4 * dh))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import UserError
+from core.mixers.base import MIXERS, is_per_mixer
 from core.nn.positions import ALL_POSITIONS
 
 #: named hybrids: ``mixer: griffin`` is Griffin's pattern (De et al. 2024) of two recurrent
@@ -37,7 +39,9 @@ class BackboneConfig:
     activation_dropout: float = 0.0
     #: one mixer name for every layer, or a per-layer pattern repeated to n_layers (hybrids)
     mixer: str | list[str] = "attention"
-    #: extra keyword options read by non-attention mixers (state size, expansion, chunk size ...)
+    #: options of the mixer family (state size, expansion, chunk size ...; each mixer's docstring
+    #: lists its own): flat (``{d_state: 16}``) for one family, or keyed by family for hybrids
+    #: (``{mamba: {d_state: 16}, gla: {chunk: 32}}``). Unknown names are errors.
     mixer_options: dict[str, Any] = field(default_factory=dict)
     #: sliding-window attention span (keys within `window` positions); None = full attention
     window: int | None = None
@@ -52,7 +56,14 @@ class BackboneConfig:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.position == "rope" and (self.d_model // self.n_heads) % 2:
             raise ValueError("rope needs an even head dimension")
-        self.mixer_pattern()  # validates the pattern length early
+        families = sorted(set(self.mixer_pattern()))  # (validates the pattern length early)
+        if is_per_mixer(self.mixer_options):
+            stray = sorted(set(self.mixer_options) - set(families))
+            if stray:
+                raise UserError(f"mixer_options has options for {stray}, which the mixer pattern {families} does not use")
+        elif self.mixer_options and len(families) > 1:
+            raise UserError(f"mixer_options for the hybrid {families} must be keyed by mixer, e.g. "
+                            f"{{{families[0]}: {{...}}, {families[1]}: {{...}}}}")
 
     def mixer_pattern(self) -> list[str]:
         """Mixer name of each layer: ``[gla, attention]`` over 4 layers -> gla, attention, gla, attention."""
@@ -67,8 +78,9 @@ class BackboneConfig:
 class Seq2SeqConfig:
     """Token-to-token encoder-decoder (NMT, G2P, transliteration)."""
 
-    src_vocab_size: int
-    tgt_vocab_size: int
+    #: vocabulary sizes (apps link them from their datamodule's tokenizers)
+    src_vocab_size: int = 0
+    tgt_vocab_size: int = 0
     encoder: BackboneConfig = field(default_factory=BackboneConfig)
     decoder: BackboneConfig = field(default_factory=BackboneConfig)
     #: output projection shares the target embedding matrix (Press & Wolf 2017)

@@ -18,7 +18,9 @@ TINY = {"chunk": 4, "block": 4}
 
 
 def config(mixer, **kw) -> BackboneConfig:
-    base = dict(d_model=32, n_layers=2, n_heads=4, dropout=0.0, mixer=mixer, mixer_options=dict(TINY))
+    families = {mixer} if isinstance(mixer, str) else set(mixer)
+    options = {name: {k: v for k, v in TINY.items() if k in MIXERS[name].options} for name in families}
+    base = dict(d_model=32, n_layers=2, n_heads=4, dropout=0.0, mixer=mixer, mixer_options=options)
     base.update(kw)
     return BackboneConfig(**base)
 

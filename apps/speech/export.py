@@ -13,7 +13,10 @@ else random phonemes) with PyTorch, feeds onnxruntime the same frames step by st
 pre-net dropout masks, and fails unless every step's frames, stop logit and the post-net output
 agree within ``--atol``.
 
-The folder must be new or empty: nothing is overwritten.
+Step graphs name their state as every export does (:mod:`core.export.names`):
+``past_key_values.{i}.decoder.*`` / ``past_state.{i}.*`` in, ``present.{i}.decoder.*`` /
+``present_state.{i}.*`` out. The folder must be new or empty (an error otherwise: nothing is
+overwritten).
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ import torch
 
 from apps.speech.audio import read_audio
 from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
+from core.errors import entry_point
+from core.export import new_output_dir
 
 
 def parity_audio(recognizer: SpeechRecognizer, paths: list[str], n: int) -> list[torch.Tensor]:
@@ -103,6 +108,7 @@ def check_tts(synth: SpeechSynthesizer, out: Path, texts: list[str], n: int, ato
     return agree == len(items)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m apps.speech.export", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
@@ -112,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-check", type=int, default=8)
     parser.add_argument("--atol", type=float, default=1e-3, help="TTS: largest log-mel difference accepted")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise SystemExit(f"{out} is not empty; choose a new --out (nothing is overwritten)")
+    out = new_output_dir(args.out)
     hparams = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
     if "architecture" in hparams:  # a SpeechSynthesizer
         ok = check_tts(SpeechSynthesizer.from_checkpoint(args.checkpoint), out, args.text, args.n_check, args.atol)

@@ -8,8 +8,10 @@ Graphs (``torch.onnx.export(dynamo=True)``), with ``config.json`` and the vocabu
                     transducer ``encoded`` is the joint network's projection of each frame; for CTC
                     it is the per-frame log-probabilities.
 ``predictor.onnx``  (transducer) label [batch, 1] int64, offset [] int64, per predictor layer its
-                    state (``past.{i}.key/value`` attention cache, or ``past.{i}.state.{name}``)
-                    -> prediction [batch, dim], ``present.{i}.*``: one step of the prediction network
+                    state (``past_key_values.{i}.decoder.{key,value}`` attention cache, or
+                    ``past_state.{i}.{name}``: :mod:`core.export.names`)
+                    -> prediction [batch, dim], ``present.{i}.decoder.*`` / ``present_state.{i}.*``:
+                    one step of the prediction network
 ``joint.onnx``      (transducer) encoded frame [batch, dim], prediction [batch, dim] -> logits [batch, vocab]
 
 :class:`OnnxTranscriber` decodes greedily, as the PyTorch model does. ``python -m apps.speech.export``
@@ -17,8 +19,6 @@ writes these graphs for an ASR checkpoint and checks the transcripts against PyT
 """
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +29,20 @@ from apps.speech.asr import BLANK, ASRModel
 from apps.speech.decoding import MAX_SYMBOLS
 from apps.speech.model import SpeechRecognizer
 from core.export import (
-    empty_state_feeds, example_states, flatten_states, open_export, scanned_mixers, stack_layer_specs, state_io_names, state_shapes, unflatten_states,
+    CONFIG_FILE, DEFAULT_OPSET, LayerState, StepSession, empty_past, evaluating, example_states, export_graph,
+    flatten_states, layer_states, open_export, present_length_axes, scanned_mixers, stack_layer_states,
+    state_io_names, unflatten_states, write_config,
 )
-from core.io import atomic_write_text
 from core.models.state import DecoderState
 
-OPSET = 18
 FORMAT = "seqlab.onnx_asr"
+#: 2: state names of core.export.names
+VERSION = 2
 
 
-def layer_specs(model: ASRModel) -> list[list[str] | None]:
-    """Per predictor layer: None for an attention KV cache, else the names of its recurrent state."""
-    return stack_layer_specs(model.predictor.stack)
+def layer_specs(model: ASRModel) -> list[LayerState]:
+    """Per predictor layer: what its mixer carries between steps (a growing cache or a fixed state)."""
+    return stack_layer_states(model.predictor.stack)
 
 
 class EncoderGraph(nn.Module):
@@ -58,11 +60,11 @@ class EncoderGraph(nn.Module):
 class PredictorStepGraph(nn.Module):
     def __init__(self, model: ASRModel):
         super().__init__()
-        self.model, self.specs = model, layer_specs(model)
+        self.model, self.layers = model, layer_specs(model)
 
     def forward(self, label: torch.Tensor, offset: torch.Tensor, *past: torch.Tensor):
-        g, state = self.model.predict(label, DecoderState(unflatten_states(self.specs, past), None, offset))
-        return (self.model.joint_pred(g[:, 0]), *flatten_states(self.specs, state.layers))
+        g, state = self.model.predict(label, DecoderState(unflatten_states(self.layers, past), None, offset))
+        return (self.model.joint_pred(g[:, 0]), *flatten_states(self.layers, state.layers))
 
 
 class JointGraph(nn.Module):
@@ -76,44 +78,37 @@ class JointGraph(nn.Module):
 
 def export_asr(recognizer: SpeechRecognizer, out_dir: str | Path) -> dict:
     """Write the graphs and ``config.json`` into ``out_dir``; returns the config."""
-    model, head = recognizer.model.eval(), recognizer.head
+    model, head = recognizer.model, recognizer.head
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     batch = torch.export.Dim("batch")
     samples = torch.export.Dim("samples", min=recognizer.cfg.features.n_fft * 2)
-    config: dict = {"format": FORMAT, "version": 1, "opset": OPSET, "head": head,
+    config: dict = {"format": FORMAT, "version": VERSION, "opset": DEFAULT_OPSET, "head": head,
                     "sample_rate": recognizer.cfg.features.sample_rate,
                     "symbols": recognizer.tokenizer.symbols, "blank": BLANK, "files": {"encoder": "encoder.onnx"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore")
+    with evaluating(model):
         audio = torch.randn(2, 24000, generator=gen) * 0.1
         with scanned_mixers(model.encoder.stack):  # recurrent mixers as ONNX Scans: any length
-            prog = torch.onnx.export(EncoderGraph(model, head), (audio, torch.tensor([24000, 17000])), dynamo=True,
-                                     opset_version=OPSET, input_names=["audio", "audio_lens"],
-                                     output_names=["encoded", "encoded_lens"],
-                                     dynamic_shapes=({0: batch, 1: samples}, {0: batch}))
-        prog.save(out_dir / "encoder.onnx")
+            export_graph(EncoderGraph(model, head), (audio, torch.tensor([24000, 17000])), out_dir / "encoder.onnx",
+                         ["audio", "audio_lens"], ["encoded", "encoded_lens"], ({0: batch, 1: samples}, {0: batch}))
         if head == "transducer":
-            specs = layer_specs(model)
+            layers = layer_specs(model)
             b, p = 2, 3
-            past, shapes = example_states(model.predictor.stack, specs, b, p, gen, batch, torch.export.Dim("past_len"))
+            past, shapes = example_states(layers, b, p, gen, batch, torch.export.Dim("past_len"))
             label = torch.randint(4, recognizer.cfg.vocab_size, (b, 1), generator=gen)
-            prog = torch.onnx.export(PredictorStepGraph(model), (label, torch.tensor(p), *past), dynamo=True,
-                                     opset_version=OPSET, input_names=["label", "offset", *state_io_names(specs, "past")],
-                                     output_names=["prediction", *state_io_names(specs, "present")],
-                                     dynamic_shapes=({0: batch}, None, tuple(shapes)))
-            prog.save(out_dir / "predictor.onnx")
+            export_graph(PredictorStepGraph(model), (label, torch.tensor(p), *past), out_dir / "predictor.onnx",
+                         ["label", "offset", *state_io_names(layers, "past")],
+                         ["prediction", *state_io_names(layers, "present")], ({0: batch}, None, tuple(shapes)),
+                         length_axes=present_length_axes(layers))
             j = recognizer.cfg.joint_dim
-            prog = torch.onnx.export(JointGraph(model), (torch.randn(b, j, generator=gen), torch.randn(b, j, generator=gen)),
-                                     dynamo=True, opset_version=OPSET, input_names=["encoded", "prediction"],
-                                     output_names=["logits"], dynamic_shapes=({0: batch}, {0: batch}))
-            prog.save(out_dir / "joint.onnx")
+            export_graph(JointGraph(model), (torch.randn(b, j, generator=gen), torch.randn(b, j, generator=gen)),
+                         out_dir / "joint.onnx", ["encoded", "prediction"], ["logits"], ({0: batch}, {0: batch}))
             config["files"].update(predictor="predictor.onnx", joint="joint.onnx")
-            config["predictor_layers"] = state_shapes(model.predictor.stack, specs)
+            config["layer_states"] = [layer.to_json() for layer in layers]
             config["max_labels"] = model.max_labels
             config["max_symbols"] = MAX_SYMBOLS
-    atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2))
+    write_config(out_dir / CONFIG_FILE, config)
     return config
 
 
@@ -122,7 +117,7 @@ class OnnxTranscriber:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.config, self.sessions = open_export(path, FORMAT)
+        self.config, self.sessions = open_export(path, FORMAT, version=VERSION)
         self.symbols = ["", "", "", ""] + self.config["symbols"]  # after the 4 special tokens
 
     def __call__(self, audio: list[np.ndarray]) -> list[str]:
@@ -143,18 +138,16 @@ class OnnxTranscriber:
         return labels
 
     def _transducer(self, encoded: np.ndarray) -> list[int]:
-        predictor, joint = self.sessions["predictor"], self.sessions["joint"]
-        past = empty_state_feeds(predictor, self.config["predictor_layers"])
+        predictor, joint = StepSession(self.sessions["predictor"]), self.sessions["joint"]
+        past = empty_past(layer_states(self.config))
         offset = 0
 
         def step(label: int):
             nonlocal past, offset
-            outputs = predictor.run(None, {"label": np.array([[label]], np.int64), "offset": np.array(offset, np.int64),
-                                           **past})
-            names = [o.name for o in predictor.get_outputs()]
-            past = {name.replace("present.", "past.", 1): value for name, value in zip(names[1:], outputs[1:])}
+            outputs, past = predictor.run({"label": np.array([[label]], np.int64),
+                                           "offset": np.array(offset, np.int64)}, past)
             offset += 1
-            return outputs[0]
+            return outputs["prediction"]
 
         g = step(1)  # BOS
         labels: list[int] = []

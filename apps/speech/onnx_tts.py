@@ -6,14 +6,17 @@ export is the loop's body, as for the ASR prediction network, plus what runs onc
 ``step.onnx``      one decoder step.
     decoder-only:  phoneme [batch, 1] int64, last_frames [batch, 1, r * n_mels] (the previous step's output),
                    prenet_mask [batch, 2, prenet_dim], audio [batch] bool (False: read ``phoneme``, True:
-                   read ``last_frames``), offset [] int64,
-                   ``past.{i}.*`` -> frames [batch, r, n_mels] (before the post-net), stop [batch] (logit),
-                   ``present.{i}.*``. The text is read through the same step, one phoneme at a time: a
-                   recurrent mixer's step form is the one that exports for any length.
-    transformer:   last_frames, prenet_mask, offset, memory_mask [batch, n], ``past.{i}.*``,
-                   ``memory.{i}.key/value`` -> frames, stop, ``present.{i}.*``
+                   read ``last_frames``), offset [] int64, the decoder state
+                   (``past_key_values.{i}.decoder.*`` / ``past_state.{i}.*``: :mod:`core.export.names`)
+                   -> frames [batch, r, n_mels] (before the post-net), stop [batch] (logit),
+                   ``present.{i}.decoder.*`` / ``present_state.{i}.*``. The text is read through the
+                   same step, one phoneme at a time: a recurrent mixer's step form is the one that
+                   exports for any length.
+    transformer:   last_frames, prenet_mask, offset, memory_mask [batch, n], the decoder state,
+                   ``past_key_values.{i}.encoder.{key,value}`` -> frames, stop, the new state
 ``encoder.onnx``   (transformer) phonemes [batch, n] int64, phoneme_lens [batch] int64
-                   -> memory_mask, ``memory.{i}.key/value`` (cross-attention inputs of every decoder layer)
+                   -> memory_mask, ``present.{i}.encoder.{key,value}`` (cross-attention inputs of every
+                   decoder layer; the step reads them as ``past_key_values.{i}.encoder.*``)
 ``postnet.onnx``   frames [batch, T, n_mels] -> mel [batch, T, n_mels]
 
 ``prenet_mask`` is the pre-net's dropout (it stays on at inference, as in Tacotron 2), made an input
@@ -22,8 +25,6 @@ parity check in ``python -m apps.speech.export`` hands PyTorch the same masks.
 """
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +34,16 @@ from torch import nn
 from apps.speech.model import SpeechSynthesizer
 from apps.speech.tts import DecoderTTS, TransformerTTS
 from core.export import (
-    empty_state_feeds, example_states, flatten_states, open_export, stack_layer_specs, state_io_names, state_shapes,
-    unflatten_states,
+    CONFIG_FILE, DEFAULT_OPSET, StepSession, cross_names, empty_past, evaluating, example_states, export_graph,
+    flatten_states, layer_states, open_export, past_name, present_length_axes, stack_layer_states, state_io_names,
+    unflatten_states, write_config,
 )
 from core.io import atomic_write_text
 from core.models.state import DecoderState
 
-OPSET = 18
 FORMAT = "seqlab.onnx_tts"
+#: 2: state names of core.export.names
+VERSION = 2
 
 
 class _StepGraph(nn.Module):
@@ -48,13 +51,13 @@ class _StepGraph(nn.Module):
 
     def __init__(self, model: DecoderTTS | TransformerTTS):
         super().__init__()
-        self.model, self.specs = model, stack_layer_specs(model.decoder.stack)
+        self.model, self.layers = model, stack_layer_states(model.decoder.stack)
 
     def step(self, x, memory, offset, past):
         m = self.model
-        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.specs, past), memory, offset))
+        h, state = m.decoder(x, state=DecoderState(unflatten_states(self.layers, past), memory, offset))
         pre, stop = m.heads.outputs(h, m.cfg.n_mels)
-        return (pre, stop[:, 0], *flatten_states(self.specs, state.layers))
+        return (pre, stop[:, 0], *flatten_states(self.layers, state.layers))
 
 
 class DecoderStepGraph(_StepGraph):
@@ -67,7 +70,7 @@ class DecoderStepGraph(_StepGraph):
 
 class TransformerStepGraph(_StepGraph):
     def forward(self, frames, prenet_mask, offset, memory_mask, *past_and_memory):
-        n = len(state_io_names(self.specs, "past"))
+        n = len(state_io_names(self.layers, "past"))
         past, kv = past_and_memory[:n], past_and_memory[n:]
         memory = [{"key": k, "value": v, "mask": memory_mask} for k, v in zip(kv[0::2], kv[1::2])]
         return self.step(self.model.heads.prenet(frames, prenet_mask[:, None]), memory, offset, past)
@@ -92,8 +95,10 @@ class PostNetGraph(nn.Module):
         return self.postnet(frames)
 
 
-def memory_names(n_layers: int) -> list[str]:
-    return [f"memory.{i}.{kv}" for i in range(n_layers) for kv in ("key", "value")]
+def memory_names(n_layers: int, side: str = "past") -> list[str]:
+    """Cross-attention keys/values: ``present.{i}.encoder.*`` out of the encoder, ``past_key_values.{i}.encoder.*``
+    into the step."""
+    return [n for i in range(n_layers) for n in cross_names(i, side)]
 
 
 def export_tts(synth: SpeechSynthesizer, out_dir: str | Path) -> dict:
@@ -102,54 +107,50 @@ def export_tts(synth: SpeechSynthesizer, out_dir: str | Path) -> dict:
     transformer = isinstance(model, TransformerTTS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    specs = stack_layer_specs(model.decoder.stack)
+    layers = stack_layer_states(model.decoder.stack)
     gen = torch.Generator().manual_seed(0)
     batch, past_len = torch.export.Dim("batch"), torch.export.Dim("past_len")
     b, p, n = 2, 3, 5
     frames = torch.randn(b, 1, cfg.reduction * cfg.n_mels, generator=gen)
     mask = model.heads.prenet.sample_masks(b, gen)
-    past, past_shapes = example_states(model.decoder.stack, specs, b, p, gen, batch, past_len)
-    io = dict(dynamo=True, opset_version=OPSET)
-    step_out = ["frames", "stop", *state_io_names(specs, "present")]
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore")
+    past, past_shapes = example_states(layers, b, p, gen, batch, past_len)
+    step_out = ["frames", "stop", *state_io_names(layers, "present")]
+    axes = present_length_axes(layers)
+    with evaluating(model):
         if transformer:
             text_len = torch.export.Dim("text_len", min=2)
             phonemes = torch.randint(4, cfg.vocab_size, (b, n), generator=gen)
             lens = torch.tensor([n, n - 2])
-            names = memory_names(len(model.decoder.stack.layers))
-            prog = torch.onnx.export(TransformerEncoderGraph(model), (phonemes, lens), **io,
-                                     input_names=["phonemes", "phoneme_lens"], output_names=["memory_mask", *names],
-                                     dynamic_shapes=({0: batch, 1: text_len}, {0: batch}))
-            prog.save(out_dir / "encoder.onnx")
+            n_layers = len(model.decoder.stack.layers)
+            export_graph(TransformerEncoderGraph(model), (phonemes, lens), out_dir / "encoder.onnx",
+                         ["phonemes", "phoneme_lens"], ["memory_mask", *memory_names(n_layers, "present")],
+                         ({0: batch, 1: text_len}, {0: batch}))
             encoded = TransformerEncoderGraph(model)(phonemes, lens)
-            prog = torch.onnx.export(
-                TransformerStepGraph(model), (frames, mask, torch.tensor(p), *encoded[:1], *past, *encoded[1:]), **io,
-                input_names=["last_frames", "prenet_mask", "offset", "memory_mask", *state_io_names(specs, "past"), *names],
-                output_names=step_out,
-                dynamic_shapes=({0: batch}, {0: batch}, None, {0: batch, 1: text_len},
-                                (*past_shapes, *[{0: batch, 2: text_len}] * len(names))))
+            names = memory_names(n_layers)
+            export_graph(
+                TransformerStepGraph(model), (frames, mask, torch.tensor(p), *encoded[:1], *past, *encoded[1:]),
+                out_dir / "step.onnx",
+                ["last_frames", "prenet_mask", "offset", "memory_mask", *state_io_names(layers, "past"), *names],
+                step_out, ({0: batch}, {0: batch}, None, {0: batch, 1: text_len},
+                           (*past_shapes, *[{0: batch, 2: text_len}] * len(names))), length_axes=axes)
         else:
             phoneme = torch.randint(4, cfg.vocab_size, (b, 1), generator=gen)
             audio = torch.tensor([True, False])
-            prog = torch.onnx.export(
-                DecoderStepGraph(model), (phoneme, frames, mask, audio, torch.tensor(p), *past), **io,
-                input_names=["phoneme", "last_frames", "prenet_mask", "audio", "offset", *state_io_names(specs, "past")],
-                output_names=step_out,
-                dynamic_shapes=({0: batch}, {0: batch}, {0: batch}, {0: batch}, None, tuple(past_shapes)))
-        prog.save(out_dir / "step.onnx")
-        prog = torch.onnx.export(PostNetGraph(model), (torch.randn(b, 7, cfg.n_mels, generator=gen),), **io,
-                                 input_names=["frames"], output_names=["mel"],
-                                 dynamic_shapes=({0: batch, 1: torch.export.Dim("time", min=2)},))
-        prog.save(out_dir / "postnet.onnx")
-    atomic_write_text(out_dir / "tokenizer.json", synth.tokenizer_json or "")
+            export_graph(
+                DecoderStepGraph(model), (phoneme, frames, mask, audio, torch.tensor(p), *past), out_dir / "step.onnx",
+                ["phoneme", "last_frames", "prenet_mask", "audio", "offset", *state_io_names(layers, "past")],
+                step_out, ({0: batch}, {0: batch}, {0: batch}, {0: batch}, None, tuple(past_shapes)),
+                length_axes=axes)
+        export_graph(PostNetGraph(model), (torch.randn(b, 7, cfg.n_mels, generator=gen),), out_dir / "postnet.onnx",
+                     ["frames"], ["mel"], ({0: batch, 1: torch.export.Dim("time", min=2)},))
+    atomic_write_text(out_dir / "tokenizer.json", synth.tokenizers_json["phonemes"])
     files = {"step": "step.onnx", "postnet": "postnet.onnx", **({"encoder": "encoder.onnx"} if transformer else {})}
-    config = {"format": FORMAT, "version": 1, "opset": OPSET, "files": files,
+    config = {"format": FORMAT, "version": VERSION, "opset": DEFAULT_OPSET, "files": files,
               "architecture": "transformer" if transformer else "decoder", "n_mels": cfg.n_mels,
               "reduction": cfg.reduction, "prenet_dim": cfg.prenet_dim, "prenet_dropout": cfg.prenet_dropout,
-              "max_steps": synth.max_steps, "layer_states": state_shapes(model.decoder.stack, specs),
+              "max_steps": synth.max_steps, "layer_states": [layer.to_json() for layer in layers],
               "features": synth.hparams["features"], "tokenizer": "tokenizer.json"}
-    atomic_write_text(out_dir / "config.json", json.dumps(config, indent=2))
+    write_config(out_dir / CONFIG_FILE, config)
     return config
 
 
@@ -158,7 +159,7 @@ class OnnxSynthesizer:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.config, self.sessions = open_export(path, FORMAT)
+        self.config, self.sessions = open_export(path, FORMAT, version=VERSION)
 
     def sample_masks(self, steps: int, seed: int = 0) -> np.ndarray:
         """Pre-net dropout masks [steps, 2, prenet_dim], as :meth:`PreNet.sample_masks` makes them."""
@@ -179,9 +180,8 @@ class OnnxSynthesizer:
         float rounding."""
         cfg = self.config
         masks = self.sample_masks(cfg["max_steps"], seed) if prenet_masks is None else prenet_masks
-        step = self.sessions["step"]
-        names = [o.name for o in step.get_outputs()]
-        past = empty_state_feeds(step, cfg["layer_states"])
+        step = StepSession(self.sessions["step"])
+        past = empty_past(layer_states(cfg))
         offset = 0
         fixed: dict[str, np.ndarray] = {}
         width = cfg["reduction"] * cfg["n_mels"]
@@ -189,16 +189,16 @@ class OnnxSynthesizer:
 
         def run(**inputs):
             nonlocal past, offset
-            out = step.run(None, {**inputs, **fixed, **past, "offset": np.array(offset, np.int64)})
-            past = {name.replace("present.", "past.", 1): v for name, v in zip(names[2:], out[2:])}
+            out, past = step.run({**inputs, **fixed, "offset": np.array(offset, np.int64)}, past)
             offset += 1
-            return out[0], out[1]
+            return out["frames"], out["stop"]
 
         ids = np.array([phonemes], np.int64)
         if cfg["architecture"] == "transformer":
             encoded = self.sessions["encoder"].run(None, {"phonemes": ids, "phoneme_lens": np.array([ids.shape[1]])})
             enc_names = [o.name for o in self.sessions["encoder"].get_outputs()]
-            fixed = dict(zip(enc_names, encoded))
+            # memory_mask as is; present.{i}.encoder.* feed the step's past_key_values.{i}.encoder.*
+            fixed = {name if name == "memory_mask" else past_name(name): v for name, v in zip(enc_names, encoded)}
         else:  # read the text through the step, one phoneme at a time
             ones = np.ones((1, 2, cfg["prenet_dim"]), np.float32)
             for k in range(ids.shape[1]):

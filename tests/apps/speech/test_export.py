@@ -11,7 +11,9 @@ import torch
 
 from apps.speech.audio import write_wav
 from apps.speech.export import main
+from apps.speech.asr import ASRConfig
 from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
+from apps.speech.tts import TTSConfig
 from apps.speech.onnx_asr import OnnxTranscriber
 from apps.speech.onnx_tts import OnnxSynthesizer
 from apps.speech.transcribe import main as transcribe
@@ -22,9 +24,9 @@ from core.tokenizers import SpaceTokenizer
 def saved_recognizer(tmp_path, loss, encoder_mixer, predictor_mixer, streaming):
     torch.manual_seed(0)
     backbone = dict(d_model=32, n_heads=2, dropout=0.0)
-    model = SpeechRecognizer(vocab_size=32, encoder=BackboneConfig(n_layers=2, mixer=encoder_mixer, **backbone),
-                             predictor=BackboneConfig(n_layers=1, mixer=predictor_mixer, **backbone), loss=loss,
-                             joint_dim=32, streaming=streaming, subsampling_channels=8).eval()
+    model = SpeechRecognizer(ASRConfig(vocab_size=32, encoder=BackboneConfig(n_layers=2, mixer=encoder_mixer, **backbone),
+                                       predictor=BackboneConfig(n_layers=1, mixer=predictor_mixer, **backbone),
+                                       loss=loss, joint_dim=32, streaming=streaming, subsampling_channels=8)).eval()
     with torch.no_grad():  # sharper than at init, so that random weights emit labels
         for p in model.parameters():
             p.mul_(3.0)
@@ -54,8 +56,9 @@ def test_onnx_transcripts_equal_pytorch(tmp_path, loss, encoder_mixer, predictor
     texts = OnnxTranscriber(tmp_path / "onnx")([read_audio(p).numpy() for p in paths])
     assert all(texts) and texts == model.transcribe([read_audio(p) for p in paths])
     assert transcribe(["--onnx", str(tmp_path / "onnx"), *paths]) == texts  # the command line runs it too
-    with pytest.raises(SystemExit, match="not empty"):  # nothing is overwritten
+    with pytest.raises(SystemExit) as exit_:  # nothing is overwritten: one error line, exit 2
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])
+    assert exit_.value.code == 2 and "not empty" in capsys.readouterr().err
 
 
 def saved_synthesizer(tmp_path, architecture, mixer):
@@ -63,8 +66,9 @@ def saved_synthesizer(tmp_path, architecture, mixer):
     tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d", "ð ə | k æ t , s æ t"])
     layer = dict(d_model=32, n_heads=2, dropout=0.0, position="rope" if mixer == "attention" else "none")
     model = SpeechSynthesizer(
-        vocab_size=tokenizer.vocab_size, architecture=architecture, backbone=BackboneConfig(n_layers=2, mixer=mixer, **layer),
-        encoder=BackboneConfig(n_layers=1, **layer), reduction=2, prenet_dim=16, postnet_channels=8, max_steps=12)
+        TTSConfig(vocab_size=tokenizer.vocab_size, backbone=BackboneConfig(n_layers=2, mixer=mixer, **layer),
+                  encoder=BackboneConfig(n_layers=1, **layer) if architecture == "transformer" else None,
+                  reduction=2, prenet_dim=16, postnet_channels=8), architecture=architecture, max_steps=12)
     stop = model.model.heads.stop
     with torch.no_grad():  # a sharp stop head that fires on about a quarter of the steps: some utterances stop early
         stop.weight.mul_(10.0)
@@ -73,10 +77,10 @@ def saved_synthesizer(tmp_path, architecture, mixer):
         model.model.eval().synthesize(torch.tensor([[5, 6, 7, 8, 9]]), 12)
         hook.remove()
         stop.bias -= sorted(logits)[len(logits) * 3 // 4]
-    model.set_tokenizer(tokenizer.to_json())
+    model.set_tokenizers({"phonemes": tokenizer.to_json()})
     ckpt = tmp_path / "tts.ckpt"
     torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict(),
-                "tokenizer": model.tokenizer_json}, ckpt)
+                "tokenizers": model.tokenizers_json}, ckpt)
     return model, ckpt
 
 
@@ -100,8 +104,9 @@ def test_onnx_tts_step_graphs_equal_pytorch(tmp_path, monkeypatch, architecture,
         other = runner(ids, runner.sample_masks(12, seed + 7))  # the masks matter
         assert other.shape != onnx.shape or not np.allclose(other, onnx)
     assert min(lengths) < 24 and len(lengths) > 1, lengths  # the stop flag fired, at different steps
-    with pytest.raises(SystemExit, match="not empty"):
+    with pytest.raises(SystemExit) as exit_:  # one error line, exit 2
         main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx")])
+    assert exit_.value.code == 2 and "not empty" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")

@@ -2,9 +2,11 @@
 
     python -m apps.translation.export --checkpoint best.ckpt --out runs/g2p/onnx
 
-Writes ``encoder.onnx``, ``decoder.onnx`` (decoder with past), ``config.json``, the two tokenizers,
-and portable ``safetensors`` weights under ``pytorch/``. Then decodes sample inputs greedily with
-both onnxruntime and PyTorch and fails unless every output is identical.
+Writes ``encoder.onnx``, ``decoder.onnx`` (decoder step with ``past_key_values.{i}.*`` /
+``past_state.{i}.*`` in, ``present.{i}.*`` / ``present_state.{i}.*`` out: :mod:`core.export.names`),
+``config.json``, the two tokenizers, and portable ``safetensors`` weights under ``pytorch/``. Then
+decodes sample inputs greedily with both onnxruntime and PyTorch and fails unless every output is
+identical. The output folder must be new or empty (an error otherwise: nothing is overwritten).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import torch
 
 from apps.translation.model import TranslationModel
 from apps.translation.translate import Translator
-from core.export import export_encoder_decoder
+from core.errors import entry_point
+from core.export import export_encoder_decoder, new_output_dir
 from core.generation import GenerationConfig
 from core.tokenizers import BOS_ID, EOS_ID
 from core.training import save_portable
@@ -34,10 +37,8 @@ def sample_sources(model: TranslationModel, n: int, seed: int = 0) -> list[str]:
 
 
 def export(checkpoint: str, out: str, samples: list[str] | None = None, n_check: int = 32) -> int:
+    out_dir = new_output_dir(out)
     model = TranslationModel.from_checkpoint(checkpoint)
-    out_dir = Path(out)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise SystemExit(f"{out_dir} is not empty; choose a new --out (nothing is overwritten)")
     export_encoder_decoder(model.model, out_dir, metadata={"bos_id": BOS_ID, "eos_id": EOS_ID,
                                                            "checkpoint": str(checkpoint)})
     model.src_tokenizer.save(out_dir / "tokenizer.src.json")
@@ -56,6 +57,7 @@ def export(checkpoint: str, out: str, samples: list[str] | None = None, n_check:
     return 0 if same == len(sources) else 1
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)

@@ -14,19 +14,20 @@ from __future__ import annotations
 import argparse
 import string
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from apps.speech.audio import SAMPLE_RATE, read_audio
 from apps.speech.corpus import build_espeak_corpus
 from apps.speech.manifests import Utterance, normalize_transcript, read_corpus, validate
 from apps.speech.phonemes import phonemize
-from core.data import default_cache_dir
-from core.tokenizers import CharTokenizer, SpaceTokenizer
+from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, lengths, pad
+from core.errors import UserError
+from core.tokenizers import CharTokenizer, SpaceTokenizer, tokenizer_from_json
 
 #: the ASR output symbols (after the tokenizer's specials; id 0 doubles as the blank)
 TARGET_SYMBOLS = list(string.ascii_lowercase) + ["'", " "]
@@ -48,48 +49,14 @@ class Example:
     ids: list[int]
 
 
-def duration_batches(durations: list[float], batch_seconds: float, max_batch: int) -> list[list[int]]:
-    """Indices grouped into batches of similar duration: sorted by duration, a batch grows while
-    its padded size (longest x count) stays within ``batch_seconds`` and ``max_batch``."""
-    order = sorted(range(len(durations)), key=lambda i: durations[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        if current and (len(current) + 1 > max_batch or durations[i] * (len(current) + 1) > batch_seconds):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
-class BatchedUtterances(Dataset):
-    """Items are whole batches (read with ``DataLoader(batch_size=None)``, so shuffling permutes
-    batches, never splitting one); audio is read from disk when a batch is requested."""
-
-    def __init__(self, examples: list[Example], batches: list[list[int]], rate: int):
-        self.examples, self.batches, self.rate = examples, batches, rate
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return collate([self.examples[j] for j in self.batches[i]], self.rate)
-
-
 def collate(examples: list[Example], rate: int = SAMPLE_RATE) -> dict[str, Any]:
+    """One batch, audio read from disk now (in a DataLoader worker): waveforms and target ids
+    right-padded with 0, with their lengths."""
     audio = [read_audio(e.utterance.audio, rate) for e in examples]
-    lens = torch.tensor([len(a) for a in audio])
-    padded = torch.zeros(len(audio), int(lens.max()))
-    for row, a in zip(padded, audio):
-        row[: len(a)] = a
-    target_lens = torch.tensor([len(e.ids) for e in examples])
-    targets = torch.zeros(len(examples), max(1, int(target_lens.max())), dtype=torch.long)
-    for row, e in zip(targets, examples):
-        row[: len(e.ids)] = torch.tensor(e.ids, dtype=torch.long)
-    return {"audio": padded, "audio_lens": lens, "targets": targets, "target_lens": target_lens,
-            "texts": [e.target for e in examples], "paths": [str(e.utterance.audio) for e in examples]}
+    ids = [e.ids for e in examples]
+    return {"audio": pad(audio), "audio_lens": lengths(audio), "targets": pad(ids, min_len=1),
+            "target_lens": lengths(ids), "texts": [e.target for e in examples],
+            "paths": [str(e.utterance.audio) for e in examples]}
 
 
 class SpeechDataModule(L.LightningDataModule):
@@ -109,21 +76,26 @@ class SpeechDataModule(L.LightningDataModule):
         batch_seconds: padded audio per batch (longest utterance x batch size).
         max_batch: utterances per batch at most.
         train_limit, eval_limit: use only the first N utterances (tiny test configs).
+        seed: orders the training batches of each epoch (``seed + epoch``); the order is saved in
+            checkpoints, so a run resumed mid-epoch sees the batches an uninterrupted one would.
     """
 
     def __init__(self, train: str | None = None, valid: str | None = None, test: str | None = None,
                  predict: str | None = None, corpus_dir: str | None = None, n_sentences: int = 2000,
                  voice: str | None = None,
                  max_seconds: float = 20.0, batch_seconds: float = 120.0, max_batch: int = 32,
-                 train_limit: int | None = None, eval_limit: int | None = None, num_workers: int = 0):
+                 train_limit: int | None = None, eval_limit: int | None = None, num_workers: int = 0,
+                 seed: int = 0):
         super().__init__()
+        if batch_seconds < max_seconds:
+            raise UserError(f"batch_seconds={batch_seconds:g} must hold one utterance of max_seconds={max_seconds:g}")
         self.paths = {"train": train, "valid": valid, "test": test, "predict": predict}
         name = f"espeak-{voice}-{n_sentences}" if voice else f"espeak-{n_sentences}"
         self.corpus_dir = Path(corpus_dir) if corpus_dir else default_cache_dir() / "speech" / name
         self.n_sentences, self.voice = n_sentences, voice
         self.max_seconds, self.batch_seconds, self.max_batch = max_seconds, batch_seconds, max_batch
         self.limits = {"train": train_limit, "valid": eval_limit, "test": eval_limit, "predict": eval_limit}
-        self.num_workers = num_workers
+        self.num_workers, self.seed = num_workers, seed
         self.tokenizer = target_tokenizer()
         self._utterances: dict[str, list[Utterance]] = {}
         self._splits: dict[str, list[Example]] = {}
@@ -166,9 +138,10 @@ class SpeechDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         examples = self.examples(split)
-        batches = duration_batches([e.utterance.duration for e in examples], self.batch_seconds, self.max_batch)
-        return DataLoader(BatchedUtterances(examples, batches, SAMPLE_RATE), batch_size=None, shuffle=shuffle,
-                          num_workers=self.num_workers)
+        batches = cost_batches([e.utterance.duration for e in examples], self.batch_seconds, self.max_batch,
+                               option="batch_seconds")
+        dataset = BatchDataset(examples, batches, partial(collate, rate=SAMPLE_RATE))
+        return batch_loader(dataset, shuffle, self.seed, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -206,6 +179,14 @@ class SynthesisDataModule(SpeechDataModule):
     @property
     def vocab_size(self) -> int:
         return self.phoneme_tokenizer().vocab_size
+
+    def tokenizers_json(self) -> dict[str, str]:
+        """What the task stores in its checkpoints (core.training.BaseTask)."""
+        return {"phonemes": self.phoneme_tokenizer().to_json()}
+
+    def use_tokenizers_json(self, tokenizers: dict[str, str]) -> None:
+        """A checkpoint's phoneme vocabulary replaces the one built from this corpus."""
+        self.tokenizer = tokenizer_from_json(tokenizers["phonemes"])
 
     def make_examples(self, utterances: list[Utterance]) -> list[Example]:
         tokenizer = self.phoneme_tokenizer()

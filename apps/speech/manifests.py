@@ -3,20 +3,20 @@ already have, plus the checks that keep bad utterances out of training.
 
 Formats:
 
-* canonical JSONL manifest, one ``{"audio", "text", "duration", "speaker"?}`` object per line, the
-  audio path relative to the manifest's folder (or absolute);
+* JSONL manifest, one ``{"audio", "text", "duration", "speaker"?}`` object per line, the audio path
+  relative to the manifest's folder (or absolute); NeMo's ``audio_filepath`` is read as ``audio``;
 * LJSpeech: ``metadata.csv`` lines ``id|text|normalized text`` with audio at ``wavs/<id>.wav``;
 * LibriSpeech: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` lines ``ID TRANSCRIPT`` with
   audio ``ID.flac`` beside them.
 
 Readers never crash on a bad record: they skip it under a reason with its line number in a
 :class:`core.data.SkipReport`. :func:`validate` then checks the audio itself (cheaply, from file
-headers) and the text against the model's alphabet, adds its skips to the same report, and emits ONE
+headers: readable, mono, of the declared duration, long enough for the front end, not too long) and
+the text against the model's alphabet, adds its skips to the same report, and emits ONE
 :class:`core.data.DataWarning` per corpus, failing with a message naming the file when nothing is left.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import unicodedata
@@ -24,9 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apps.speech.audio import SAMPLE_RATE, AudioError, audio_info
-from core.data import SkipReport, text_lines
+from apps.speech.features import FeatureConfig, min_audio_samples
+from core.data import SkipReport, delimited_rows, jsonl_rows, text_lines
 
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's real duration
+#: keys of a JSONL manifest record, each with the names other toolkits use (NeMo: audio_filepath)
+MANIFEST_KEYS = (("audio", "audio_filepath"), "text", "duration")
+#: the shortest audio the default front end turns into an encoder frame (92 ms at 16 kHz)
+MIN_SAMPLES = min_audio_samples(FeatureConfig(sample_rate=SAMPLE_RATE))
 
 
 @dataclass(frozen=True)
@@ -55,21 +60,11 @@ def _duration(path: Path) -> float:
 
 
 def read_jsonl_manifest(path: str | Path) -> tuple[list[Utterance], SkipReport]:
-    """Utterances of a canonical JSONL manifest."""
+    """Utterances of a JSONL manifest (ours or NeMo's: see :data:`MANIFEST_KEYS`)."""
     path = Path(path)
     report = SkipReport(str(path))
     utterances = []
-    for lineno, line in text_lines(path, report):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            obj = None
-        if not isinstance(obj, dict):
-            report.skip("invalid JSON", lineno)
-            continue
-        if not all(key in obj for key in ("audio", "text", "duration")):
-            report.skip("missing key", lineno)
-            continue
+    for lineno, obj in jsonl_rows(path, report, MANIFEST_KEYS, optional=("speaker",)):
         audio, text, duration, speaker = obj["audio"], obj["text"], obj["duration"], obj.get("speaker", "")
         if not all(isinstance(value, str) for value in (audio, text, speaker)):
             report.skip("not a string", lineno)
@@ -90,11 +85,7 @@ def read_ljspeech(folder: str | Path) -> tuple[list[Utterance], SkipReport]:
     path = folder / "metadata.csv"
     report = SkipReport(str(path))
     utterances = []
-    for lineno, line in text_lines(path, report):
-        fields = line.split("|")
-        if len(fields) not in (2, 3):
-            report.skip("missing column" if len(fields) < 2 else "extra column", lineno)
-            continue
+    for lineno, fields in delimited_rows(path, report, "|", (2, 3)):
         uid, text = fields[0].strip(), (fields[2] if len(fields) == 3 and fields[2].strip() else fields[1]).strip()
         if not uid or not text:
             report.skip("empty text" if uid else "empty id", lineno)
@@ -152,14 +143,17 @@ def read_corpus(path: str | Path, format: str = "auto") -> tuple[list[Utterance]
     return readers[format](path)
 
 
-def _audio_problem(utterance: Utterance, rate: int, max_seconds: float) -> str | None:
+def _audio_problem(utterance: Utterance, rate: int, max_seconds: float, min_samples: int) -> str | None:
     """Why the utterance's audio cannot be used, read from the file header only; None if it can."""
     try:
         file_rate, frames, channels = audio_info(utterance.audio)
     except AudioError:
         return "unreadable audio"
-    if frames * rate // file_rate == 0:
+    samples = frames * rate // file_rate  # after resampling to ``rate``
+    if samples == 0:
         return "empty audio"
+    if samples < min_samples:
+        return f"shorter than {1000 * min_samples / rate:.0f} ms"
     if channels != 1:
         return f"{channels} channels"
     seconds = frames / file_rate
@@ -176,15 +170,19 @@ def validate(
     rate: int = SAMPLE_RATE,
     max_seconds: float = 30.0,
     alphabet: set[str] | None = None,
+    min_samples: int = MIN_SAMPLES,
 ) -> list[Utterance]:
-    """The utterances whose audio is a readable mono file of the declared duration, at most
-    ``max_seconds`` long (at ``rate`` Hz), and whose lowercased text uses only ``alphabet``.
+    """The utterances whose audio is a readable mono file of the declared duration, at least
+    ``min_samples`` and at most ``max_seconds`` long (at ``rate`` Hz), and whose lowercased text uses
+    only ``alphabet``. Shorter audio would crash the front end's convolutions (or give an empty
+    encoder output): pass ``min_audio_samples`` of the model's features when they differ from the
+    defaults.
 
     Skips are added to ``report`` (the reader's), which then warns once and fails if nothing is left.
     """
     kept = []
     for utterance in utterances:
-        problem = _audio_problem(utterance, rate, max_seconds)
+        problem = _audio_problem(utterance, rate, max_seconds, min_samples)
         if problem is None and alphabet is not None:
             unknown = sorted(set(utterance.text.lower()) - alphabet)
             if unknown:

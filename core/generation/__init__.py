@@ -1,4 +1,7 @@
-"""Search over any decoder: greedy, beam, sampling, with token constraints."""
-from core.generation.search import AllowedTokens, GenerationConfig, Hypothesis, LogitsProcessor, beam_search, generate
+"""Search over any decoder: greedy, beam, sampling, with token constraints; and the
+autoregressive loop for continuous outputs (frames, values)."""
+from core.generation.constraints import AllowedTokens, CallableConstraint, PrefixConstraint, TokenTrie
+from core.generation.search import GenerationConfig, Hypothesis, LogitsProcessor, beam_search, generate
 
-__all__ = ["AllowedTokens", "GenerationConfig", "Hypothesis", "LogitsProcessor", "beam_search", "generate"]
+__all__ = ["AllowedTokens", "CallableConstraint", "GenerationConfig", "Hypothesis", "LogitsProcessor", "PrefixConstraint",
+           "TokenTrie", "beam_search", "generate"]

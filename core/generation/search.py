@@ -9,22 +9,30 @@ finished are dropped from the batch (and from every cache), so a batch costs wha
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 
+from core.errors import UserError
+from core.generation.constraints import AllowedTokens, PrefixConstraint, as_constraint
 from core.models.state import DecoderState
 
-#: (batch row, prefix tokens so far without BOS) -> allowed next-token ids, or None for no limit.
-AllowedTokens = Callable[[int, list[int]], Sequence[int] | None]
+#: a per-row callable (loops in Python: grammars) or a batched PrefixConstraint (tensor ops: tries)
+Constraint = AllowedTokens | PrefixConstraint
 #: (step, original batch row of each live hypothesis [n], log-probs [n, V]) -> edited log-probs.
 #: Vectorised, unlike AllowedTokens: for penalties, forced tokens, per-row length limits.
 LogitsProcessor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class Decodable(Protocol):
+    """Anything decodable; it also says which token starts a sequence and which ends it
+    (``bos_id``/``eos_id`` attributes), so callers need not pass them."""
+
+    bos_id: int
+    eos_id: int
+
     def step(self, ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]: ...
 
 
@@ -42,8 +50,23 @@ class GenerationConfig:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    bos_id: int = 1
-    eos_id: int = 2
+    #: explicit overrides of the model's own ``bos_id``/``eos_id`` (None: the model's), e.g. to
+    #: continue a prompt by feeding its last token first
+    bos_id: int | None = None
+    eos_id: int | None = None
+
+    def resolve(self, model) -> "GenerationConfig":
+        """This config with BOS/EOS filled in from ``model`` where not overridden."""
+        ids = {}
+        for name in ("bos_id", "eos_id"):
+            value = getattr(self, name)
+            if value is None:
+                value = getattr(model, name, None)
+            if value is None:
+                raise UserError(f"{type(model).__name__} has no {name}: give the model a {name} attribute "
+                                f"or pass GenerationConfig({name}=...)")
+            ids[name] = int(value)
+        return replace(self, **ids)
 
 
 @dataclass
@@ -54,10 +77,12 @@ class Hypothesis:
 
 
 def generate(model: Decodable, state: DecoderState, cfg: GenerationConfig,
-             allowed_tokens: AllowedTokens | None = None,
+             allowed_tokens: Constraint | None = None,
              generator: torch.Generator | None = None,
              processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
-    """One list of hypotheses (best first) per batch row of ``state``."""
+    """One list of hypotheses (best first) per batch row of ``state``. BOS/EOS are the model's
+    (``model.bos_id``/``model.eos_id``) unless ``cfg`` overrides them."""
+    cfg = cfg.resolve(model)
     if cfg.strategy == "greedy":
         return _left_to_right(model, state, cfg, allowed_tokens, None, 1, processor)
     if cfg.strategy == "sample":
@@ -67,17 +92,11 @@ def generate(model: Decodable, state: DecoderState, cfg: GenerationConfig,
     raise ValueError(f"unknown strategy {cfg.strategy!r}; expected greedy, beam or sample")
 
 
-def _constrain(logp: torch.Tensor, rows: list[int], prefixes: list[list[int]], allowed: AllowedTokens | None):
-    if allowed is None:
+def _constrain(logp: torch.Tensor, constraint: PrefixConstraint | None, cstate, eos_id: int) -> torch.Tensor:
+    if constraint is None:
         return logp
-    for i, (row, prefix) in enumerate(zip(rows, prefixes)):
-        ok = allowed(row, prefix)
-        if ok is not None:
-            keep = torch.full_like(logp[i], float("-inf"))
-            idx = torch.as_tensor(list(ok), dtype=torch.long, device=logp.device)
-            keep[idx] = logp[i, idx]
-            logp[i] = keep
-    return logp
+    allowed = constraint.mask(cstate, logp.shape[-1], eos_id)
+    return logp if allowed is None else logp.masked_fill(~allowed, float("-inf"))
 
 
 def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -106,12 +125,14 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None
     logprob = [0.0] * len(rows)
     ids = torch.full((len(rows), 1), cfg.bos_id, dtype=torch.long, device=_device(state))
     live_rows = torch.as_tensor(rows, device=ids.device)  # original batch row of each live hypothesis
+    constraint = as_constraint(allowed)
+    cstate = None if constraint is None else constraint.start(live_rows)
     for t in range(cfg.max_len):
         logits, state = model.step(ids, state)
         logits = logits[:, -1].float()
         if generator is not None:
             logits = logits / cfg.temperature
-        logp = _constrain(F.log_softmax(logits, -1), [rows[a] for a in active], [tokens[a] for a in active], allowed)
+        logp = _constrain(F.log_softmax(logits, -1), constraint, cstate, cfg.eos_id)
         if processor is not None:
             logp = processor(t, live_rows, logp)
         if t < cfg.min_len:
@@ -124,6 +145,8 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None
             probs = _filter_logits(logp, cfg.top_k, cfg.top_p).softmax(-1)
             choice = torch.multinomial(probs, 1, generator=generator).squeeze(1)
         picked = logp.gather(1, choice[:, None]).squeeze(1).tolist()
+        if constraint is not None:
+            cstate = constraint.advance(cstate, choice)
         keep = []
         for i, (a, tok) in enumerate(zip(active, choice.tolist())):
             logprob[a] += picked[i]
@@ -136,6 +159,7 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None
         if len(keep) < len(active):
             index = torch.as_tensor(keep, device=logp.device)
             state, choice, live_rows = state.index_select(index), choice[index], live_rows[index]
+            cstate = None if cstate is None else cstate[index.to(cstate.device)]
             active = [active[i] for i in keep]
         ids = choice[:, None]
     out = [Hypothesis(tokens[i], logprob[i], logprob[i]) for i in range(len(rows))]
@@ -145,10 +169,13 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None
 
 @torch.inference_mode()
 def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
-                allowed: AllowedTokens | None = None, processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
+                allowed: Constraint | None = None, processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
     """Batched beam search with fairseq's stopping rule: a row is done once ``beam_size``
     hypotheses have ended with EOS; scores are length-normalised log-probabilities."""
+    cfg = cfg.resolve(model)
     batch, k, device = state.batch_size, cfg.beam_size, _device(state)
+    constraint = as_constraint(allowed)
+    cstate = None if constraint is None else constraint.start(torch.arange(batch, device=device).repeat_interleave(k))
     state = state.index_select(torch.arange(batch, device=device).repeat_interleave(k))
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
@@ -160,7 +187,7 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
         logits, state = model.step(ids, state)
         logp = F.log_softmax(logits[:, -1].float(), -1)
         vocab = logp.shape[-1]
-        logp = _constrain(logp, [r // k for r in range(batch * k)], seqs, allowed)
+        logp = _constrain(logp, constraint, cstate, cfg.eos_id)
         if processor is not None:
             logp = processor(t, torch.arange(batch * k, device=device) // k, logp)
         if t < cfg.min_len:
@@ -194,7 +221,10 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
         if all(done):
             break
         src, tok, score = zip(*chosen)
-        state = state.index_select(torch.as_tensor(src, device=device))
+        src_index = torch.as_tensor(src, device=device)
+        state = state.index_select(src_index)
+        if constraint is not None:
+            cstate = constraint.advance(cstate[src_index.to(cstate.device)], torch.as_tensor(tok, device=cstate.device))
         seqs = [seqs[s] + [t_] for s, t_ in zip(src, tok)]
         scores = torch.as_tensor(score, device=device).view(batch, k)
         ids = torch.as_tensor(tok, device=device)[:, None]

@@ -9,6 +9,7 @@ from core.models.blocks import Stack
 from core.models.config import BackboneConfig, LMConfig
 from core.models.state import DecoderState
 from core.nn import TokenEmbedding
+from core.tokenizers.base import BOS_ID, EOS_ID
 
 
 class Decoder(nn.Module):
@@ -38,11 +39,12 @@ class Decoder(nn.Module):
 
 
 class DecoderLM(nn.Module):
-    """Causal language model: tokens -> next-token logits."""
+    """Causal language model: tokens -> next-token logits. ``bos_id``/``eos_id`` are the model's
+    (:func:`core.generation.generate` reads them)."""
 
-    def __init__(self, cfg: LMConfig):
+    def __init__(self, cfg: LMConfig, bos_id: int = BOS_ID, eos_id: int = EOS_ID):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.bos_id, self.eos_id = cfg, bos_id, eos_id
         self.embed = TokenEmbedding(cfg.vocab_size, cfg.decoder.d_model)
         self.decoder = Decoder(cfg.decoder)
         self.head = nn.Linear(cfg.decoder.d_model, cfg.vocab_size, bias=False)

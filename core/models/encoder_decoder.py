@@ -9,12 +9,16 @@ from core.models.decoder import Decoder
 from core.models.encoder import Encoder
 from core.models.state import DecoderState
 from core.nn import TokenEmbedding
+from core.tokenizers.base import BOS_ID, EOS_ID, PAD_ID
 
 
 class EncoderDecoder(nn.Module):
-    def __init__(self, cfg: Seq2SeqConfig, pad_id: int = 0):
+    """``bos_id`` (the first decoder input) and ``eos_id`` belong to the model, so
+    :func:`core.generation.generate` reads them from it."""
+
+    def __init__(self, cfg: Seq2SeqConfig, pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID):
         super().__init__()
-        self.cfg, self.pad_id = cfg, pad_id
+        self.cfg, self.pad_id, self.bos_id, self.eos_id = cfg, pad_id, bos_id, eos_id
         d = cfg.decoder.d_model
         self.src_embed = TokenEmbedding(cfg.src_vocab_size, d, padding_idx=pad_id)
         self.tgt_embed = self.src_embed if cfg.share_embeddings else TokenEmbedding(cfg.tgt_vocab_size, d, padding_idx=pad_id)

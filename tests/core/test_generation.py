@@ -145,3 +145,30 @@ def test_logits_processor_sets_per_row_lengths(strategy):
     assert [len(h[0].tokens) for h in hyps] == [2, 3, 4]
     if strategy == "greedy":
         assert seen_sizes[:5] == [3, 3, 3, 2, 1]  # finished rows were dropped from the batch
+
+
+def test_bos_and_eos_come_from_the_model():
+    model = tiny_seq2seq()
+    model.bos_id, model.eos_id = 3, 5  # as an HF or ONNX model with its own specials would have
+    src = src_batch()
+    hyps = generate(model, model.start(src), GenerationConfig(max_len=8))
+    for row, h in zip(src, hyps):
+        ys = [3]
+        for _ in range(7):
+            nxt = int(model(row[None], torch.tensor([ys]))[0, -1].argmax())
+            if nxt == 5:
+                break
+            ys.append(nxt)
+        assert h[0].tokens == ys[1:]
+    overridden = generate(model, model.start(src), GenerationConfig(max_len=8, bos_id=BOS, eos_id=EOS))
+    assert [h[0].tokens for h in overridden] == greedy_without_cache(model, src, 7)
+
+
+def test_a_model_without_bos_needs_it_in_the_config():
+    class Bare:
+        def step(self, ids, state):
+            raise AssertionError("not reached")
+
+    from core.errors import UserError
+    with pytest.raises(UserError, match="Bare has no bos_id"):
+        generate(Bare(), None, GenerationConfig())

@@ -9,8 +9,9 @@ import soundfile
 import torch
 
 from apps.speech.audio import AudioError, audio_info, read_audio, write_wav
+from apps.speech.features import FeatureConfig, min_audio_samples
 from apps.speech.manifests import (
-    normalize_transcript, read_corpus, read_jsonl_manifest, read_librispeech, read_ljspeech, validate,
+    MIN_SAMPLES, normalize_transcript, read_corpus, read_jsonl_manifest, read_librispeech, read_ljspeech, validate,
 )
 from core.data import DataWarning
 
@@ -150,3 +151,34 @@ def test_normalize_transcript():
     assert normalize_transcript(text) == "don't stop the well known cafe times"
     text = "‘Quoted,’ he said: ‘the disciples’ feet’."
     assert normalize_transcript(text) == "quoted he said the disciples' feet"
+
+
+def test_nemo_manifest_keys_and_named_missing_keys(tmp_path):
+    sine(tmp_path / "ok.wav", 0.5)
+    manifest = write_manifest(tmp_path / "nemo.jsonl", [json.dumps(row) + "\n" for row in [
+        {"audio_filepath": "ok.wav", "text": "hello", "duration": 0.5},  # NeMo's keys
+        {"audio": "ok.wav", "text": "hi", "duration": 0.5, "speaker": "s2"},  # ours
+        {"audio_path": "ok.wav", "text": "hi", "duration": 0.5},  # neither
+    ]])
+    utterances, report = read_jsonl_manifest(manifest)
+    assert [(u.audio, u.text, u.speaker) for u in utterances] == [(tmp_path / "ok.wav", "hello", ""),
+                                                                   (tmp_path / "ok.wav", "hi", "s2")]
+    assert report.skipped == {"missing key": [3]}
+    assert 'missing key (expected keys "audio" (or "audio_filepath"), "text", "duration"): line 3' in report.summary()
+
+
+def test_audio_shorter_than_the_front_end_needs_is_skipped(tmp_path):
+    """The default front end needs 1,472 samples (92 ms at 16 kHz) for one encoder frame."""
+    assert MIN_SAMPLES == min_audio_samples(FeatureConfig()) == 1472
+    write_wav(tmp_path / "short.wav", np.full(MIN_SAMPLES - 1, 0.1, dtype=np.float32), 16000)
+    write_wav(tmp_path / "enough.wav", np.full(MIN_SAMPLES, 0.1, dtype=np.float32), 16000)
+    write_wav(tmp_path / "short8k.wav", np.full(MIN_SAMPLES // 2 - 1, 0.1, dtype=np.float32), 8000)  # resampled
+    manifest = write_manifest(tmp_path / "m.jsonl", [json.dumps({"audio": name, "text": "hi", "duration": n / rate}) + "\n"
+                                                     for name, n, rate in [("short.wav", MIN_SAMPLES - 1, 16000),
+                                                                           ("enough.wav", MIN_SAMPLES, 16000),
+                                                                           ("short8k.wav", MIN_SAMPLES // 2 - 1, 8000)]])
+    utterances, report = read_jsonl_manifest(manifest)
+    with pytest.warns(DataWarning, match=r"shorter than 92 ms: lines 1, 3"):
+        kept = validate(utterances, report)
+    assert [u.audio.name for u in kept] == ["enough.wav"]
+    assert validate(utterances[:1], read_jsonl_manifest(manifest)[1], min_samples=0)  # another front end's limit

@@ -25,13 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.generation import generate_continuous
 from core.models import BackboneConfig, Decoder, Encoder
 from core.nn import TokenEmbedding
 
 
 @dataclass
 class TTSConfig:
-    vocab_size: int
+    #: phoneme vocabulary (linked from the datamodule by the CLI)
+    vocab_size: int = 0
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(d_model=256, n_layers=6, max_len=2048))
     #: the encoder-decoder baseline's phoneme encoder (None: decoder-only model)
     encoder: BackboneConfig | None = None
@@ -133,19 +135,18 @@ class _FrameHeads(nn.Module):
         """Free-running synthesis from a decoder ``state`` (text already read): each step feeds the
         previous step's frames through the pre-net until the stop flag fires.
         ``prenet_masks`` [max_steps, 2, prenet_dim] fixes the pre-net's dropout (default: random)."""
-        step_in = torch.zeros(1, 1, self.frames.out_features, device=self.frames.weight.device)
-        frames, stops = [], []
-        for i in range(max_steps):
+        start = torch.zeros(1, 1, self.frames.out_features, device=self.frames.weight.device)
+
+        def step(i, step_in, state):
             mask = None if prenet_masks is None else prenet_masks[i].to(step_in)
             h, state = decoder(self.prenet(step_in, mask) + audio_bias, state=state)
             pre, stop = self.outputs(h, m)
-            frames.append(pre)
-            stops.append(stop[0, -1])
-            if torch.sigmoid(stop[0, -1]) > 0.5:
-                break
-            step_in = pre.reshape(1, 1, -1)
-        pre = torch.cat(frames, 1)
-        return Synthesis(self.postnet(pre)[0], pre[0], torch.stack(stops))
+            return pre, stop[:, -1], state
+
+        out = generate_continuous(step, start, state, max_steps,
+                                  feedback=lambda pre: pre.reshape(pre.shape[0], 1, -1))
+        pre = out.outputs
+        return Synthesis(self.postnet(pre)[0], pre[0], out.stop_logits[0])
 
 
 @dataclass
@@ -229,13 +230,8 @@ class TransformerTTS(_Synthesizer, nn.Module):
         cfg = self.cfg
         memory, text_mask = self.encode(phonemes, phoneme_lens)
         x = self.heads.prenet(self.heads.inputs(mel, cfg.reduction))
-        captured: list[torch.Tensor] = []
-        hook = self.decoder.stack.layers[0].cross.register_forward_pre_hook(
-            lambda module, args: captured.append(cross_attention_weights(module, *args)))
-        try:
+        with self.decoder.stack.layers[0].cross.recording() as captured:
             h, _ = self.decoder(x, memory=memory)
-        finally:
-            hook.remove()
         pre, stop = self.heads.outputs(h, cfg.n_mels)
         post = self.heads.postnet(pre)
         losses = tts_losses(pre, post, stop, mel, mel_lens, cfg.reduction, cfg.stop_weight)
@@ -250,17 +246,6 @@ class TransformerTTS(_Synthesizer, nn.Module):
         memory, _ = self.encode(phonemes, torch.tensor([phonemes.shape[1]], device=p.device))
         state = self.decoder.init_state(1, p.device, p.dtype, memory)
         return self.heads.generate(self.decoder, state, 0.0, cfg.n_mels, max_steps, prenet_masks)
-
-
-def cross_attention_weights(cross, x: torch.Tensor, memory: dict) -> torch.Tensor:
-    """The attention weights [B, heads, T, S] a core CrossAttention computes inside SDPA, recomputed
-    with gradients (SDPA does not return them): the guided-attention loss trains them directly."""
-    b, t, _ = x.shape
-    q = cross.q(x).view(b, t, cross.n_heads, cross.head_dim).transpose(1, 2)
-    scores = q @ memory["key"].transpose(-1, -2) / cross.head_dim**0.5
-    if "mask" in memory:
-        scores = scores.masked_fill(~memory["mask"][:, None, None, :], float("-inf"))
-    return scores.softmax(-1)
 
 
 def guided_attention_loss(weights, text_lens, steps, sigma: float) -> torch.Tensor:

@@ -3,13 +3,14 @@
     python -m apps.translation.plot --checkpoint CKPT --text pronunciation -o attention.png
 
 For G2P a good model shows a near-diagonal, monotonic alignment of phonemes to letters; for MT
-the alignment shows reordering. The weights are recomputed from each decoder layer's query and the
-cached encoder keys while the model decodes its own greedy output, averaged over heads.
+the alignment shows reordering. The weights are each decoder layer's cross-attention weights
+(:meth:`core.mixers.CrossAttention.recording`) while the model reads its own greedy output,
+averaged over heads.
 """
 from __future__ import annotations
 
 import argparse
-import math
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -25,21 +26,11 @@ def cross_attention(model: TranslationModel, text: str, max_len: int = 64) -> tu
     src = torch.tensor([src_tok.encode(text) + [src_tok.eos_id]])
     out = model.translate_ids(src, GenerationConfig(max_len=max_len))[0][0].tokens
     tgt_in = torch.tensor([[model.bos_id, *out]])
-    captured: list[torch.Tensor] = []
-
-    def hook(module, args):
-        x, memory = args
-        q = module.q(x).view(1, x.shape[1], module.n_heads, module.head_dim).transpose(1, 2)
-        scores = q @ memory["key"].transpose(-1, -2) / math.sqrt(module.head_dim)
-        captured.append(scores.softmax(-1).mean(1)[0])  # average over heads -> [out, src]
-
-    handles = [layer.cross.register_forward_pre_hook(hook) for layer in net.decoder.stack.layers]
-    try:
+    with ExitStack() as stack:
+        records = [stack.enter_context(layer.cross.recording()) for layer in net.decoder.stack.layers]
         memory, mask = net.encode(src)
         net.decoder(net.tgt_embed(tgt_in), memory=net.decoder.memory_states(memory, mask))
-    finally:
-        for h in handles:
-            h.remove()
+    captured = [r[0].mean(1)[0] for r in records]  # average over heads -> [out, src] per layer
     src_labels = [src_tok.id_to_token(i) or "?" for i in src[0].tolist()]
     out_labels = [tgt_tok.id_to_token(i) or "?" for i in out] + ["</s>"]
     return src_labels, out_labels, torch.stack(captured)

@@ -1,7 +1,8 @@
 """Search over any decoder: greedy, beam, sampling, with token constraints; and the
 autoregressive loop for continuous outputs (frames, values)."""
 from core.generation.constraints import AllowedTokens, CallableConstraint, PrefixConstraint, TokenTrie
+from core.generation.continuous import ContinuousOutput, generate_continuous
 from core.generation.search import GenerationConfig, Hypothesis, LogitsProcessor, beam_search, generate
 
-__all__ = ["AllowedTokens", "CallableConstraint", "GenerationConfig", "Hypothesis", "LogitsProcessor", "PrefixConstraint",
-           "TokenTrie", "beam_search", "generate"]
+__all__ = ["AllowedTokens", "CallableConstraint", "ContinuousOutput", "GenerationConfig", "Hypothesis", "LogitsProcessor", "PrefixConstraint",
+           "TokenTrie", "beam_search", "generate", "generate_continuous"]

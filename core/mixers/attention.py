@@ -10,6 +10,8 @@ Attention reads no ``mixer_options``: its sizes are backbone fields (``n_heads``
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,7 +119,11 @@ class Attention(Mixer):
 
 class CrossAttention(nn.Module):
     """Decoder-to-encoder attention. The encoder's keys/values are computed once per source
-    (:meth:`memory_state`) and reused at every decoding step."""
+    (:meth:`memory_state`) and reused at every decoding step.
+
+    SDPA does not return its attention weights; plots and alignment losses get them from
+    ``forward(..., need_weights=True)`` or, for a layer deep inside a backbone, from
+    :meth:`recording` (weights [B, heads, T, S], with gradients when the forward has them)."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -127,6 +133,18 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(d, d, bias=cfg.bias)
         self.kv = nn.Linear(d, 2 * d, bias=cfg.bias)
         self.out = nn.Linear(d, d, bias=cfg.bias)
+        self._records: list[torch.Tensor] | None = None
+
+    @contextmanager
+    def recording(self):
+        """``with cross.recording() as weights:`` every forward inside appends its attention
+        weights [B, heads, T, S] to the list ``weights``; nothing is kept after the block."""
+        records: list[torch.Tensor] = []
+        self._records = records
+        try:
+            yield records
+        finally:
+            self._records = None
 
     def memory_state(self, memory: torch.Tensor, memory_mask: torch.Tensor | None) -> State:
         b, s, _ = memory.shape
@@ -136,11 +154,21 @@ class CrossAttention(nn.Module):
             state["mask"] = memory_mask
         return state
 
-    def forward(self, x: torch.Tensor, memory: State) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, memory: State, need_weights: bool = False):
+        """-> output [B, T, D], or (output, weights [B, heads, T, S]) with ``need_weights``."""
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         mask = memory.get("mask")
         mask = None if mask is None else mask[:, None, None, :]
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, memory["key"], memory["value"], attn_mask=mask, dropout_p=p)
-        return self.out(y.transpose(1, 2).reshape(b, t, -1))
+        out = self.out(y.transpose(1, 2).reshape(b, t, -1))
+        if not need_weights and self._records is None:
+            return out
+        scores = q @ memory["key"].transpose(-1, -2) / self.head_dim**0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(-1)  # (before dropout: the weights SDPA used, in expectation)
+        if self._records is not None:
+            self._records.append(weights)
+        return (out, weights) if need_weights else out

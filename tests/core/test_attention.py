@@ -130,3 +130,30 @@ def test_padding_rows_skip_the_mlp_without_changing_real_outputs():
     torch.testing.assert_close(memory[mask], ref_memory[mask], rtol=1e-5, atol=1e-6)
     real = tgt != 0
     torch.testing.assert_close(packed[real], unpacked[real], rtol=1e-5, atol=1e-6)
+
+
+def test_cross_attention_weights_are_the_ones_its_output_uses():
+    """need_weights returns the softmax weights; weights @ values, projected, is the SDPA output;
+    padded source positions get zero weight; recording() sees every forward with gradients."""
+    from core.mixers import CrossAttention
+
+    torch.manual_seed(0)
+    cross = CrossAttention(BackboneConfig(d_model=16, n_heads=2, dropout=0.0))
+    memory = cross.memory_state(torch.randn(2, 5, 16), torch.tensor([[True] * 5, [True] * 3 + [False] * 2]))
+    x = torch.randn(2, 4, 16, requires_grad=True)
+    out, w = cross(x, memory, need_weights=True)
+    assert w.shape == (2, 2, 4, 5)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 4))
+    assert float(w[1, :, :, 3:].abs().max()) == 0.0
+    y = (w @ memory["value"]).transpose(1, 2).reshape(2, 4, 16)
+    torch.testing.assert_close(cross.out(y), out, rtol=1e-5, atol=1e-6)
+    with cross.recording() as records:
+        plain = cross(x, memory)
+        cross(x[:, :2], memory)
+    torch.testing.assert_close(plain, out)
+    assert [r.shape[2] for r in records] == [4, 2]
+    torch.testing.assert_close(records[0], w)
+    records[0].sum().backward()
+    assert x.grad is not None
+    cross(x, memory)
+    assert len(records) == 2  # nothing recorded outside the block

@@ -22,6 +22,7 @@ from apps.speech.asr import BLANK
 from apps.speech.decoding import ctc_collapse, transducer_greedy_frames
 from apps.speech.features import ConvSubsampling
 from apps.speech.model import SpeechRecognizer
+from core.errors import UserError
 
 
 class StreamingTranscriber:
@@ -31,7 +32,7 @@ class StreamingTranscriber:
     def __init__(self, recognizer: SpeechRecognizer):
         model = recognizer.model
         if not model.cfg.streaming:
-            raise ValueError("this model's encoder is bidirectional: train it with model.streaming: true to stream")
+            raise UserError("this model's encoder is bidirectional: train it with model.streaming: true to stream")
         self.recognizer, self.model = recognizer.eval(), model
         self.hop, self.n_fft = model.logmel.config.hop_length, model.logmel.config.n_fft
         p = next(model.parameters())

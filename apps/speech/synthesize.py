@@ -6,6 +6,10 @@
     python -m apps.speech.synthesize --onnx runs/tts_onnx "Some text." -o out.wav   # onnxruntime, no torch model
 
 Without ``--checkpoint`` the newest ``*.ckpt`` under ``runs/speech/tts*`` is used (and named).
+
+The command has one record, the text, so there is nothing to skip to: a blank text, an existing
+``-o`` file, a missing or unusable checkpoint or ``--reference`` recording is an error, one line on
+stderr and exit status 2 (``--debug`` shows the traceback). The WAV is written atomically.
 """
 from __future__ import annotations
 
@@ -21,14 +25,15 @@ from apps.speech.metrics import mel_cepstral_distortion
 from apps.speech.model import SpeechSynthesizer
 from apps.speech.plot import plot_spectrograms
 from apps.speech.vocoder import GriffinLimVocoder
+from core.errors import DataError, UserError, entry_point
 from core.tokenizers import load_tokenizer
 
 
 def newest_checkpoint(root: Path = Path("runs/speech")) -> Path:
     found = sorted(root.glob("tts*/**/*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise SystemExit(f"no TTS checkpoint under {root}/tts*; train one with "
-                         "python -m apps.speech.train fit --config apps/speech/configs/tts_decoder_gla.yaml")
+        raise UserError(f"no TTS checkpoint under {root}/tts*; train one with "
+                        "python -m apps.speech.train fit --config apps/speech/configs/tts_decoder_gla.yaml")
     return found[-1]
 
 
@@ -43,6 +48,7 @@ def onnx_mel(folder: str, text: str) -> tuple[FeatureConfig, torch.Tensor]:
     return FeatureConfig(**runner.config["features"]), torch.from_numpy(mel)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m apps.speech.synthesize", description=__doc__.splitlines()[0])
     parser.add_argument("text")
@@ -55,7 +61,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     out = Path(args.out)
     if out.exists():
-        raise SystemExit(f"{out} exists; choose another -o (nothing is overwritten)")
+        raise UserError(f"{out} exists; choose another -o (nothing is overwritten)")
+    if not args.text.strip():
+        raise DataError("the text is blank: nothing to synthesize")
     if args.onnx:
         features, mel = onnx_mel(args.onnx, args.text)
     else:

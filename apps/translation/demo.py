@@ -9,12 +9,14 @@ import time
 
 from apps.translation import export, plot, train
 from apps.translation.translate import Translator
+from core.errors import entry_point
 from core.generation import GenerationConfig
 
 CONFIG = "apps/translation/configs/g2p.yaml"
 WORDS = ["seqlab", "transformer", "onnxruntime", "pronunciation", "mississippi", "quixotic"]
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     extra = list(argv if argv is not None else sys.argv[1:])
     start = time.time()

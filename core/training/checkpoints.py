@@ -17,8 +17,8 @@ from core.errors import CheckpointError
 from core.io import atomic_write, atomic_write_text
 
 #: what torch.load raises on a file that is not a complete torch.save archive (truncated zip: RuntimeError
-#: "PytorchStreamReader failed ..."; empty: EOFError; other bytes: UnpicklingError/KeyError/ValueError)
-_NOT_A_CHECKPOINT = (RuntimeError, EOFError, KeyError, ValueError, IndexError, pickle.UnpicklingError)
+#: "PytorchStreamReader failed ..." or OSError EINVAL; empty: EOFError; other bytes: UnpicklingError/KeyError)
+_NOT_A_CHECKPOINT = (RuntimeError, EOFError, KeyError, ValueError, IndexError, OSError, pickle.UnpicklingError)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -45,6 +45,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
         raise CheckpointError(f"{path}: not a checkpoint file (a folder?)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise  # "<path>: Permission denied" is already the whole story
     except pickle.UnpicklingError as err:
         if "weights only" not in str(err).lower():
             raise CheckpointError(f"{path}: not a checkpoint (truncated or not written by torch.save)") from err

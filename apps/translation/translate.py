@@ -28,11 +28,7 @@ from core.data.reports import SkipReport
 from core.errors import EXIT_SKIPPED, UserError, entry_point
 from core.generation import GenerationConfig, generate
 from core.io import atomic_write_text
-from core.nn import ADDITIVE
 from core.tokenizers import load_tokenizer
-
-#: position schemes with a table of ``max_len`` rows: longer sources cannot be encoded
-_BOUNDED_POSITIONS = (*ADDITIVE, "rope")
 
 
 class Translator:
@@ -47,10 +43,11 @@ class Translator:
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
             self.ids = {"bos_id": module.bos_id, "eos_id": module.eos_id}
-            encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)
-            bounded = encoder is not None and encoder.position in _BOUNDED_POSITIONS
-            #: longest source in tokens (EOS included); None = no limit
-            self.max_source_len: int | None = encoder.max_len if bounded else None
+            from core.export import max_len
+
+            encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)  # None: a Hugging Face model
+            #: longest source in tokens (EOS included) the position table holds; None = no limit
+            self.max_source_len: int | None = max_len(encoder) if encoder is not None else None
         else:
             from core.export import OnnxEncoderDecoder
 

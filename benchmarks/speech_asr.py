@@ -28,10 +28,10 @@ from benchmarks.common import markdown_table, record  # noqa: E402
 MODELS = {
     "transducer-attention": ("apps/speech/configs/asr_transducer.yaml", []),
     "transducer-mamba": ("apps/speech/configs/asr_transducer.yaml",
-                         ["--model.init_args.encoder.mixer", "mamba", "--model.init_args.encoder.position", "none"]),
+                         ["--model.init_args.arch.encoder.mixer", "mamba", "--model.init_args.arch.encoder.position", "none"]),
     "ctc-attention": ("apps/speech/configs/asr_ctc.yaml", []),
     "ctc-mamba": ("apps/speech/configs/asr_ctc.yaml",
-                  ["--model.init_args.encoder.mixer", "mamba", "--model.init_args.encoder.position", "none"]),
+                  ["--model.init_args.arch.encoder.mixer", "mamba", "--model.init_args.arch.encoder.position", "none"]),
 }
 
 
@@ -75,6 +75,7 @@ def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
     from transformers import Speech2TextConfig, Speech2TextForConditionalGeneration
 
     from apps.speech.data import SpeechDataModule
+    from apps.speech.asr import ASRConfig
     from apps.speech.model import SpeechRecognizer
     from core.models import BackboneConfig
 
@@ -84,8 +85,9 @@ def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
     loader = iter(dm.train_dataloader())
     data = [next(loader) for _ in range(batches)]
     layer = dict(d_model=256, n_heads=4, dropout=0.0, d_ff=1024, mlp="gelu")
-    ours = {name: SpeechRecognizer(vocab_size=dm.vocab_size, loss=loss, specaugment=False, prune_range=prune,
-                                   encoder=BackboneConfig(n_layers=8, **layer), predictor=BackboneConfig(n_layers=2, **layer))
+    ours = {name: SpeechRecognizer(ASRConfig(vocab_size=dm.vocab_size, loss=loss, specaugment=False, prune_range=prune,
+                                             encoder=BackboneConfig(n_layers=8, **layer),
+                                             predictor=BackboneConfig(n_layers=2, **layer)))
             for name, loss, prune in (("transducer", "transducer", 0), ("pruned", "transducer", 5), ("ctc", "ctc", 0))}
     hf = Speech2TextForConditionalGeneration(Speech2TextConfig(
         vocab_size=dm.vocab_size, d_model=256, encoder_layers=8, decoder_layers=2, encoder_attention_heads=4,

@@ -48,7 +48,8 @@ def default_predictor() -> BackboneConfig:
 
 @dataclass
 class ASRConfig:
-    vocab_size: int
+    #: output labels (linked from the datamodule by the CLI)
+    vocab_size: int = 0
     encoder: BackboneConfig = field(default_factory=BackboneConfig)
     #: prediction network of the transducer (a small causal stack over labels)
     predictor: BackboneConfig = field(default_factory=default_predictor)

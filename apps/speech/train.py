@@ -6,13 +6,13 @@ One command for both tasks: a config names its model and data classes (``class_p
 from __future__ import annotations
 
 from apps.speech.data import SpeechDataModule
-from core.training import TrainingModule, run_cli
+from core.training import BaseTask, run_cli
 
-LINKS = (("data.vocab_size", "model.init_args.vocab_size"),)
+LINKS = (("data.vocab_size", "model.init_args.arch.vocab_size"),)
 
 
 def main(args: list[str] | None = None, run: bool = True):
-    return run_cli(TrainingModule, SpeechDataModule, args=args, links=LINKS, run=run,
+    return run_cli(BaseTask, SpeechDataModule, args=args, links=LINKS, run=run,
                    subclass_mode_model=True, subclass_mode_data=True)
 
 

@@ -5,7 +5,7 @@ from apps.translation.data import TranslationDataModule
 from apps.translation.model import TranslationModel
 from core.training import run_cli
 
-LINKS = (("data.src_vocab_size", "model.src_vocab_size"), ("data.tgt_vocab_size", "model.tgt_vocab_size"))
+LINKS = (("data.src_vocab_size", "model.arch.src_vocab_size"), ("data.tgt_vocab_size", "model.arch.tgt_vocab_size"))
 
 
 def main(args: list[str] | None = None, run: bool = True):

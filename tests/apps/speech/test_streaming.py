@@ -3,6 +3,7 @@ final one equals offline greedy decoding of the whole recording, whatever the ch
 import pytest
 import torch
 
+from apps.speech.asr import ASRConfig
 from apps.speech.model import SpeechRecognizer
 from apps.speech.streaming import StreamingTranscriber
 from core.models import BackboneConfig
@@ -11,9 +12,9 @@ from core.models import BackboneConfig
 def recognizer(mixer, loss, head=None, seed=0):
     torch.manual_seed(seed)
     backbone = dict(d_model=32, n_heads=2, dropout=0.0)
-    model = SpeechRecognizer(vocab_size=32, encoder=BackboneConfig(n_layers=2, mixer=mixer, **backbone),
-                             predictor=BackboneConfig(n_layers=1, **backbone), loss=loss, joint_dim=32,
-                             streaming=True, subsampling_channels=8, head=head).eval()
+    model = SpeechRecognizer(ASRConfig(vocab_size=32, encoder=BackboneConfig(n_layers=2, mixer=mixer, **backbone),
+                                       predictor=BackboneConfig(n_layers=1, **backbone), loss=loss, joint_dim=32,
+                                       streaming=True, subsampling_channels=8), head=head).eval()
     with torch.no_grad():  # a sharper joint than at init, so that random weights emit labels
         for p in model.parameters():
             p.mul_(3.0)

@@ -45,7 +45,7 @@ def test_fit_test_and_transcribe_from_the_checkpoint(corpus, tmp_path, capsys):
     ckpt = next(tmp_path.rglob("*.ckpt"))
     # the architecture comes from the checkpoint, runtime options (decoding) from the command line
     cli = main(["test", "--config", "apps/speech/configs/asr_tiny.yaml", "--ckpt_path", str(ckpt),
-                "--model.encoder.d_model", "64", "--model.decoding", "beam", *small(corpus, tmp_path)])
+                "--model.arch.encoder.d_model", "64", "--model.decoding", "beam", *small(corpus, tmp_path)])
     assert cli.model.decoding == "beam" and cli.model.cfg.encoder.d_model == 32
     assert "test/wer" in capsys.readouterr().out
     model = SpeechRecognizer.from_checkpoint(ckpt)

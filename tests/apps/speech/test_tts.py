@@ -123,8 +123,10 @@ def test_train_and_synthesize_command(tmp_path, capsys):
     rate, frames, channels = audio_info(tmp_path / "out.wav")
     assert rate == 16000 and channels == 1 and frames > 0 and result["mcd"] > 0
     assert (tmp_path / "spec.png").stat().st_size > 1000
-    with pytest.raises(SystemExit, match="exists"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:  # one line naming the file, nothing overwritten
         synthesize(["--checkpoint", str(ckpt), "Again.", "-o", str(tmp_path / "out.wav")])
+    assert exit_.value.code == 2 and "out.wav exists" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("architecture", ["decoder", "transformer"])

@@ -83,7 +83,7 @@ def test_short_fit_lowers_loss_and_checkpoint_translates(cache, tmp_path):
     test = main(["test", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--model.decoding.strategy", "beam",
                  "--model.decoding.beam_size", "3"])
     assert test.model.decoding.strategy == "beam" and test.model.decoding.beam_size == 3
-    assert test.model.encoder_cfg == model.encoder_cfg
+    assert test.model.arch == model.arch
 
     pred = tmp_path / "pred.tsv"
     main(["predict", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--data.predict_path", str(words),

@@ -133,7 +133,10 @@ class ResumableLoader(DataLoader):
             yield item
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": getattr(self.sampler, "epoch", 0), "consumed": self._consumed}
+        epoch = getattr(self.sampler, "epoch", 0)
+        if self._consumed >= len(self):  # saved at an epoch's end: resume at the next one's start
+            return {"epoch": epoch + 1, "consumed": 0}
+        return {"epoch": epoch, "consumed": self._consumed}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         if isinstance(self.sampler, BatchOrder):

@@ -81,7 +81,7 @@ def test_resumed_loader_continues_with_the_same_batches(num_workers):
     resumed.load_state_dict(state)
     rest = items(resumed)
     assert seen + rest == uninterrupted
-    assert resumed.state_dict() == {"epoch": 2, "consumed": 40}
+    assert resumed.state_dict() == {"epoch": 3, "consumed": 0}  # at an epoch's end: the next one's start
     resumed.sampler.set_epoch(3)
     full.sampler.set_epoch(3)
     assert items(resumed) == items(full)  # the skip applied to the resumed epoch only
@@ -90,9 +90,13 @@ def test_resumed_loader_continues_with_the_same_batches(num_workers):
 def test_state_saved_at_an_epoch_end_starts_the_next_epoch_whole():
     dataset = BatchDataset(list(range(10)), [[i] for i in range(10)], collate=torch.tensor)
     loader = batch_loader(dataset, shuffle=True, seed=0)
-    loader.load_state_dict({"epoch": 0, "consumed": 10})
+    loader.load_state_dict({"epoch": 0, "consumed": 10})  # a state written before the epoch-end rule
     loader.sampler.set_epoch(1)  # Lightning moves on to the next epoch
     assert sorted(items(loader)) == list(range(10))
+    loader.sampler.set_epoch(4)
+    epoch_4 = items(loader)
+    loader.load_state_dict(loader.state_dict())  # {"epoch": 5, "consumed": 0}
+    assert loader.sampler.epoch == 5 and sorted(items(loader)) == list(range(10)) and items(loader) != epoch_4
     evaluation = batch_loader(dataset, shuffle=False)
     assert not isinstance(evaluation, ResumableLoader) and items(evaluation) == list(range(10))
 

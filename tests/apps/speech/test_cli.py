@@ -9,6 +9,7 @@ import pytest
 import soundfile
 import torch
 
+from apps.speech.asr import ASRConfig
 from apps.speech.audio import write_wav
 from apps.speech.features import min_audio_samples
 from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
@@ -17,6 +18,12 @@ from core.errors import EXIT_ERROR, EXIT_SKIPPED
 from core.models import BackboneConfig
 
 LAYER = dict(d_model=16, n_heads=2, dropout=0.0)
+
+
+def tiny_recognizer(streaming: bool = False) -> SpeechRecognizer:
+    return SpeechRecognizer(ASRConfig(vocab_size=32, encoder=BackboneConfig(n_layers=1, **LAYER),
+                                      predictor=BackboneConfig(n_layers=1, **LAYER), loss="ctc", joint_dim=16,
+                                      subsampling_channels=8, streaming=streaming))
 
 
 def save_like_lightning(model, path: Path) -> Path:
@@ -30,9 +37,7 @@ def save_like_lightning(model, path: Path) -> Path:
 def asr(tmp_path_factory):
     """An untrained CTC recognizer with a sharpened head, so that random weights emit labels."""
     torch.manual_seed(0)
-    model = SpeechRecognizer(vocab_size=32, encoder=BackboneConfig(n_layers=1, **LAYER),
-                             predictor=BackboneConfig(n_layers=1, **LAYER), loss="ctc", joint_dim=16,
-                             subsampling_channels=8).eval()
+    model = tiny_recognizer().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3.0)
@@ -96,9 +101,7 @@ def test_all_good_files_exit_0_and_return_the_transcripts(asr, recordings, capsy
 
 def test_streaming_skips_short_audio_too(tmp_path, recordings, capsys):
     torch.manual_seed(0)
-    model = SpeechRecognizer(vocab_size=32, encoder=BackboneConfig(n_layers=1, **LAYER),
-                             predictor=BackboneConfig(n_layers=1, **LAYER), loss="ctc", joint_dim=16,
-                             subsampling_channels=8, streaming=True)
+    model = tiny_recognizer(streaming=True)
     ckpt = save_like_lightning(model, tmp_path / "stream.ckpt")
     code, _, out, err = run(transcribe, ["--checkpoint", str(ckpt), "--stream", str(recordings / "short.wav"),
                                          str(recordings / "a.wav")], capsys)
@@ -108,12 +111,12 @@ def test_streaming_skips_short_audio_too(tmp_path, recordings, capsys):
 
 
 def tts_checkpoint(path: Path) -> Path:
+    from apps.speech.tts import TTSConfig
     from core.tokenizers import SpaceTokenizer
 
     tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d"])
-    model = SpeechSynthesizer(vocab_size=tokenizer.vocab_size, architecture="decoder",
-                              backbone=BackboneConfig(n_layers=1, **LAYER), reduction=2, prenet_dim=8,
-                              postnet_channels=8, max_steps=4)
+    model = SpeechSynthesizer(TTSConfig(vocab_size=tokenizer.vocab_size, backbone=BackboneConfig(n_layers=1, **LAYER),
+                                        reduction=2, prenet_dim=8, postnet_channels=8), max_steps=4)
     return save_like_lightning(model, path)
 
 

@@ -98,13 +98,14 @@ def test_bad_lines_get_an_empty_answer_the_rest_is_translated(ckpt, tmp_path, ca
 
 def asr_checkpoint(path: Path) -> Path:
     """What a user may hand to the wrong command: a speech recognizer's checkpoint, saved as Lightning does."""
+    from apps.speech.asr import ASRConfig
     from apps.speech.model import SpeechRecognizer
     from core.models import BackboneConfig
 
     layer = dict(d_model=16, n_heads=2, dropout=0.0)
-    model = SpeechRecognizer(vocab_size=32, encoder=BackboneConfig(n_layers=1, **layer),
-                             predictor=BackboneConfig(n_layers=1, **layer), loss="ctc", joint_dim=16,
-                             subsampling_channels=8)
+    model = SpeechRecognizer(ASRConfig(vocab_size=32, encoder=BackboneConfig(n_layers=1, **layer),
+                                       predictor=BackboneConfig(n_layers=1, **layer), loss="ctc", joint_dim=16,
+                                       subsampling_channels=8))
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
     model.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, path)

@@ -7,7 +7,8 @@ What it adds to LightningCLI, through its documented hooks only:
 * TensorBoard logs by default under ``<default_root_dir>/lightning_logs/version_N`` (checkpoints
   go beside them in ``checkpoints/``), with the same metrics as CSV in ``csv/version_N/metrics.csv``;
   a config or ``--trainer.logger`` that names loggers replaces both;
-* expected errors (bad data, bad checkpoint) as one line (:func:`core.errors.entry_point`).
+* expected errors (bad data, bad checkpoint, an option a constructor refuses) as one line
+  (:func:`core.errors.entry_point`).
 
 ``--ckpt_path`` restores the architecture from the checkpoint with LightningCLI's own mechanism:
 tasks keep their runtime options (decoding, metrics) out of the saved hyperparameters
@@ -19,7 +20,7 @@ import os
 
 from lightning.pytorch.cli import LightningCLI
 
-from core.errors import entry_point
+from core.errors import UserError, describe, entry_point
 
 DEFAULT_LOGGERS = ("lightning.pytorch.loggers.TensorBoardLogger", "lightning.pytorch.loggers.CSVLogger")
 
@@ -45,6 +46,19 @@ class SeqlabCLI(LightningCLI):
         ]
         self.config = self.parser.parse_object({sub: {"trainer": {"logger": trainer.logger}}} if sub
                                                else {"trainer": {"logger": trainer.logger}}, self.config)
+
+    def instantiate_classes(self) -> None:
+        """A value the parser accepted but a constructor refuses (``n_heads`` that does not divide
+        ``d_model``, a strategy this machine cannot run) is a bad option: one line, naming the config."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            if isinstance(err, UserError):
+                raise
+            sub = self.config.get("subcommand")
+            configs = (self.config[sub] if sub else self.config).get("config") or []
+            where = ", ".join(str(c) for c in configs) or "command line"
+            raise UserError(f"{where}: {describe(err)}") from err
 
 
 def run_cli(model_class, datamodule_class, args=None, links=(), run: bool = True, **kwargs) -> LightningCLI:

@@ -92,10 +92,16 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     """Call ``write(tmp_path)`` on a temp file in the same folder, then rename it over ``path``.
     On any failure the temp file is removed and ``path`` is left as it was."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        write(str(path))  # a pipe or device (``--output /dev/stdout``) cannot be replaced, only written
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = temp_path(path)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for open()
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # the umask applies, as for open()
+    except OSError as err:  # name the file the user asked for, not the hidden temp file
+        raise type(err)(err.errno, err.strerror, str(path)) from err
     try:
         write(str(tmp))
         _fsync(tmp)

@@ -118,3 +118,29 @@ def test_stale_temps_old_or_of_dead_writers_go_live_and_foreign_ones_stay(tmp_pa
 def test_outputs_written_to_a_new_folder(tmp_path):
     atomic_write_text(tmp_path / "new" / "deeper" / "out.txt", "ok")
     assert (tmp_path / "new" / "deeper" / "out.txt").read_text() == "ok"
+
+
+
+def test_a_refused_temp_file_is_reported_under_the_target_name(tmp_path, monkeypatch):
+    def refuse(name, *args):
+        raise PermissionError(13, "Permission denied", name)
+
+    monkeypatch.setattr(io.os, "open", refuse)
+    with pytest.raises(PermissionError) as err:
+        atomic_write_text(tmp_path / "out.txt", "x")
+    assert err.value.filename == str(tmp_path / "out.txt")  # not ".out.txt.<host>.<pid>.<hex>.tmp"
+
+
+def test_a_pipe_is_written_in_place(tmp_path):
+    """``--output /dev/stdout`` or a named pipe cannot be renamed over: it is written directly."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    atomic_write_text(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert got == ["through the pipe\n"] and fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]

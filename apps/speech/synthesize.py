@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from apps.speech.audio import read_audio, write_wav
+from apps.speech.audio import AudioError, audio_info, read_audio, write_wav
 from apps.speech.features import FeatureConfig, LogMel
 from apps.speech.metrics import mel_cepstral_distortion
 from apps.speech.model import SpeechSynthesizer
@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
         raise UserError(f"{out} exists; choose another -o (nothing is overwritten)")
     if not args.text.strip():
         raise DataError("the text is blank: nothing to synthesize")
+    if args.reference:
+        audio_info(args.reference)  # a missing or unreadable recording fails before the synthesis
     if args.onnx:
         features, mel = onnx_mel(args.onnx, args.text)
     else:
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.reference:
         with torch.no_grad():
             wave = read_audio(args.reference, features.sample_rate)
+            if len(wave) < features.n_fft:
+                raise AudioError(f"{args.reference}: {len(wave)} samples, fewer than one spectrogram frame "
+                                 f"({features.n_fft})", "too short")
             reference = LogMel(features)(wave[None])[0][0]
         result["mcd"] = mel_cepstral_distortion(mel, reference)
     if args.plot:

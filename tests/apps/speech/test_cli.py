@@ -148,4 +148,7 @@ def test_synthesize_refuses_bad_arguments_in_one_line(tmp_path, capsys):
     code, _, _, err = run(synthesize, ["--checkpoint", str(tmp_path / "none.ckpt"), "  ", "-o", str(tmp_path / "new.wav")],
                           capsys)
     assert code == EXIT_ERROR and err == "error: the text is blank: nothing to synthesize\n"
+    code, _, _, err = run(synthesize, ["--checkpoint", str(tmp_path / "none.ckpt"), "Hello.", "-o", str(tmp_path / "new.wav"),
+                                       "--reference", str(tmp_path / "gone.wav")], capsys)
+    assert code == EXIT_ERROR and err == f"error: missing audio file: {tmp_path / 'gone.wav'}\n"
     assert not (tmp_path / "new.wav").exists()

@@ -2,17 +2,17 @@
 
 The step is the form a streaming app runs (speech, time series, any decoder), so every mixer's
 step must export; the contract test runs this for every registered mixer and compares
-onnxruntime with PyTorch over several steps.
+onnxruntime with PyTorch over several steps. This is a single mixer, not a layer of a model, so
+its names carry no layer index; every model graph names its state with :mod:`core.export.names`.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from core.export.graph import DEFAULT_OPSET, save_program
+from core.export.graph import DEFAULT_OPSET, evaluating, export_graph
 from core.mixers import Mixer
 
 
@@ -33,28 +33,17 @@ def export_mixer_step(mixer: Mixer, path: str | Path, d_model: int, batch: int =
     ``present.state.{name}``). ``offset`` (int64 scalar) is the position of the token."""
     param = next(mixer.parameters())
     gen = torch.Generator().manual_seed(0)
-    was_training = mixer.training
-    mixer.eval()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
-            # Example states come from real prefills of two lengths: an axis that differs between
-            # them grows with the sequence (a KV cache) and is exported as dynamic "past".
-            prompt = torch.randn(batch, 6, d_model, generator=gen).to(param)
-            states = [mixer(prompt[:, :n], state=mixer.init_state(batch, param.device, param.dtype))[1] for n in (5, 6)]
-            names = sorted(states[0])
-            b, past = torch.export.Dim("batch"), torch.export.Dim("past")
-            shapes = [{0: b, **{d: past for d in range(1, states[0][n].dim())
-                                if states[0][n].shape[d] != states[1][n].shape[d]}} for n in names]
-            x = torch.randn(batch, 1, d_model, generator=gen).to(param)
-            prog = torch.onnx.export(
-                MixerStepGraph(mixer, names).eval(), (x, torch.tensor(5), *(states[0][n] for n in names)),
-                dynamo=True, opset_version=opset, verbose=False,
-                input_names=["x", "offset"] + [f"state.{n}" for n in names],
-                output_names=["y"] + [f"present.state.{n}" for n in names],
-                dynamic_shapes=({0: b}, None, tuple(shapes)))
-        save_program(prog, path)
-    finally:
-        mixer.train(was_training)
+    with evaluating(mixer):
+        # Example states come from real prefills of two lengths: an axis that differs between
+        # them grows with the sequence (a KV cache) and is exported as dynamic "past".
+        prompt = torch.randn(batch, 6, d_model, generator=gen).to(param)
+        states = [mixer(prompt[:, :n], state=mixer.init_state(batch, param.device, param.dtype))[1] for n in (5, 6)]
+        names = sorted(states[0])
+        b, past = torch.export.Dim("batch"), torch.export.Dim("past")
+        shapes = [{0: b, **{d: past for d in range(1, states[0][n].dim())
+                            if states[0][n].shape[d] != states[1][n].shape[d]}} for n in names]
+        x = torch.randn(batch, 1, d_model, generator=gen).to(param)
+        export_graph(MixerStepGraph(mixer, names), (x, torch.tensor(5), *(states[0][n] for n in names)), path,
+                     ["x", "offset"] + [f"state.{n}" for n in names], ["y"] + [f"present.state.{n}" for n in names],
+                     ({0: b}, None, tuple(shapes)), opset)
     return names
-

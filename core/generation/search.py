@@ -15,9 +15,9 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 
-from core.errors import UserError
 from core.generation.constraints import AllowedTokens, PrefixConstraint, as_constraint
 from core.models.state import DecoderState
+from core.tokenizers.base import BOS_ID, EOS_ID
 
 #: a per-row callable (loops in Python: grammars) or a batched PrefixConstraint (tensor ops: tries)
 Constraint = AllowedTokens | PrefixConstraint
@@ -56,16 +56,14 @@ class GenerationConfig:
     eos_id: int | None = None
 
     def resolve(self, model) -> "GenerationConfig":
-        """This config with BOS/EOS filled in from ``model`` where not overridden."""
+        """This config with BOS/EOS filled in where not overridden: from ``model``'s ``bos_id`` /
+        ``eos_id``, else core's tokenizer specials (what models without the attributes always used)."""
         ids = {}
-        for name in ("bos_id", "eos_id"):
+        for name, default in (("bos_id", BOS_ID), ("eos_id", EOS_ID)):
             value = getattr(self, name)
             if value is None:
                 value = getattr(model, name, None)
-            if value is None:
-                raise UserError(f"{type(model).__name__} has no {name}: give the model a {name} attribute "
-                                f"or pass GenerationConfig({name}=...)")
-            ids[name] = int(value)
+            ids[name] = default if value is None else int(value)
         return replace(self, **ids)
 
 

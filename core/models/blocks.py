@@ -6,7 +6,7 @@ from torch import nn
 
 from core.mixers import CrossAttention, State, build_mixer
 from core.models.config import BackboneConfig
-from core.nn import ADDITIVE, AdditivePositions, Dropout, make_mlp, make_norm
+from core.nn import Dropout, build_positions, make_mlp, make_norm
 
 
 class Block(nn.Module):
@@ -43,7 +43,7 @@ class Stack(nn.Module):
     def __init__(self, cfg: BackboneConfig, causal: bool, cross: bool = False):
         super().__init__()
         self.cfg, self.causal = cfg, causal
-        self.positions = AdditivePositions(cfg.position, cfg.max_len, cfg.d_model) if cfg.position in ADDITIVE else None
+        self.positions = build_positions(cfg.position, cfg.max_len, cfg.d_model)
         self.drop = Dropout(cfg.dropout)
         self.layers = nn.ModuleList(Block(cfg, name, causal, cross) for name in cfg.mixer_pattern())
         self.norm = make_norm(cfg.norm, cfg.d_model, cfg.norm_eps)

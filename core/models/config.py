@@ -7,7 +7,7 @@ from typing import Any
 
 from core.errors import UserError
 from core.mixers.base import MIXERS, is_per_mixer
-from core.nn.positions import ALL_POSITIONS
+from core.nn.positions import position_scheme
 
 #: named hybrids: ``mixer: griffin`` is Griffin's pattern (De et al. 2024) of two recurrent
 #: (RG-LRU) blocks per local-attention block; set ``window`` for the local attention span
@@ -48,8 +48,7 @@ class BackboneConfig:
     bias: bool = False
 
     def __post_init__(self):
-        if self.position not in ALL_POSITIONS:
-            raise ValueError(f"position={self.position!r}; expected one of {ALL_POSITIONS}")
+        position_scheme(self.position)  # a registered 1-D scheme, or a UserError listing them
         if self.window is not None and self.window < 2:
             raise ValueError(f"window={self.window} must be at least 2 (or None)")
         if self.d_model % self.n_heads:

@@ -7,13 +7,12 @@ umask, as ``open()`` would create the target itself (``mkstemp``'s 0600 made che
 while ONNX files were not).
 
 A writer killed mid-write (``kill -9``, OOM) cannot delete its temp file, and a checkpoint's is as
-big as the checkpoint. The next write of the same target therefore removes that target's stale temp
+big as the checkpoint. The next atomic write into the same folder therefore removes stale temp
 files: those of a process on this host that no longer runs, and any not modified for
 :data:`STALE_SECONDS` (a writer on another host of a shared file system, or a reused pid).
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import secrets
@@ -25,6 +24,8 @@ from typing import Callable
 #: a temp file untouched for this long belongs to no live writer (writes keep touching their file)
 STALE_SECONDS = 10 * 60
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+#: the names :func:`temp_path` gives
+_TEMP = re.compile(r"\.(?P<target>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
 
 
 def temp_path(path: Path) -> Path:
@@ -43,23 +44,23 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(path: str | os.PathLike[str], now: float | None = None) -> list[Path]:
-    """Delete the temp files that dead writers of ``path`` left behind; returns what was removed.
+    """Delete the temp files dead writers left beside ``path``; returns what was removed.
 
-    Also matches ``mkstemp``'s ``.NAME.XXXXXXXX.tmp`` names from before the pid was in the name
-    (those by age only)."""
+    Every target in the folder counts, not only ``path``: Lightning names each checkpoint after its
+    step, so the target a killed save was writing is never written again. Names from ``mkstemp``
+    (``.NAME.XXXXXXXX.tmp``, before the pid was in the name) are matched for ``path`` only, by age."""
     path = Path(path)
-    ours = re.compile(rf"\.{re.escape(path.name)}\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]+\.tmp")
     legacy = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
     now = time.time() if now is None else now
     removed = []
     try:
-        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+        candidates = list(path.parent.glob(".*.tmp"))
     except OSError:
         return removed
     for tmp in candidates:
-        match = ours.fullmatch(tmp.name)
+        match = _TEMP.fullmatch(tmp.name)
         if match is None and legacy.fullmatch(tmp.name) is None:
-            continue  # another target's temp (".a.ckpt.….tmp" also matches the glob of "a")
+            continue  # not a temp file of ours
         try:
             old = now - tmp.stat().st_mtime > STALE_SECONDS
             dead = (match is not None and match["host"] == _HOST and int(match["pid"]) != os.getpid()

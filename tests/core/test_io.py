@@ -65,52 +65,54 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]
 
 
-def test_kill_9_mid_write_leaves_a_temp_that_the_next_write_removes(tmp_path):
-    """The issue's case: a writer killed mid-save. Its temp file names a pid that is gone."""
-    target = tmp_path / "last.ckpt"
+def test_kill_9_mid_write_leaves_a_temp_that_the_next_save_removes(tmp_path):
+    """The issue's case: a checkpoint save killed mid-write. Lightning names checkpoints after their
+    step, so the next save has another name; the dead writer's temp file goes all the same."""
+    killed, following = tmp_path / "epoch=0-step=100.ckpt", tmp_path / "epoch=0-step=200.ckpt"
     script = ("import sys, time; from pathlib import Path; from core.io import atomic_write\n"
               "def slow(tmp):\n    Path(tmp).write_bytes(b'x' * 100000); print('writing', flush=True); time.sleep(60)\n"
-              f"atomic_write({str(target)!r}, slow)\n")
+              f"atomic_write({str(killed)!r}, slow)\n")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert proc.stdout.readline().strip() == "writing"
-        temps = list(tmp_path.glob(".last.ckpt.*.tmp"))
+        temps = list(tmp_path.glob(".*.tmp"))
         assert len(temps) == 1 and temps[0].stat().st_size == 100000
     finally:
         proc.kill()
         proc.wait()
-    assert not target.exists() and temps[0].exists()  # what kill -9 leaves behind
-    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(1)}}, target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
-    assert load_checkpoint(target)["state_dict"]["w"].item() == pytest.approx(1.0)
+    assert not killed.exists() and temps[0].exists()  # what kill -9 leaves behind
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(1)}}, following)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [following.name]
+    assert load_checkpoint(following)["state_dict"]["w"].item() == pytest.approx(1.0)
 
 
-def test_stale_temps_old_or_of_dead_writers_go_live_and_foreign_ones_stay(tmp_path):
+def test_stale_temps_old_or_of_dead_writers_go_live_ones_and_other_files_stay(tmp_path):
     target = tmp_path / "a"
     live = temp_path(target)  # this process: a writer in progress
     live.write_text("mine")
-    parent = tmp_path / f".a.{io._HOST}.{os.getppid()}.0badc0de.tmp"  # a live process on this host
+    parent = tmp_path / f".b.ckpt.{io._HOST}.{os.getppid()}.0badc0de.tmp"  # a live process on this host
     parent.write_text("theirs")
     old_legacy = tmp_path / ".a.k3j_x9q2.tmp"  # mkstemp's name, from before the pid was in the name
-    old_legacy.write_text("x")
     fresh_legacy = tmp_path / ".a.p0o9i8u7.tmp"
-    fresh_legacy.write_text("x")
+    other_legacy = tmp_path / ".b.k3j_x9q2.tmp"  # another target's: not ours to judge by its name
     other_host = tmp_path / f".a.elsewhere.{os.getppid()}.12345678.tmp"  # its pid says nothing here
-    other_host.write_text("x")
-    other_target = tmp_path / f".a.ckpt.{io._HOST}.1.12345678.tmp"  # temp of "a.ckpt", not of "a"
-    other_target.write_text("x")
+    old_other = tmp_path / f".c.ckpt.{io._HOST}.1.12345678.tmp"  # pid 1 lives, but nobody wrote for an hour
+    user_file = tmp_path / ".notes.tmp"
+    for p in (old_legacy, fresh_legacy, other_legacy, other_host, old_other, user_file):
+        p.write_text("x")
     hour_ago = time.time() - 3600
-    for p in (old_legacy, other_target):
+    for p in (old_legacy, other_legacy, old_other, user_file):
         os.utime(p, (hour_ago, hour_ago))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    dead_tmp = tmp_path / f".a.{io._HOST}.{dead.pid}.deadbeef.tmp"
+    dead_tmp = tmp_path / f".d.onnx.{io._HOST}.{dead.pid}.deadbeef.tmp"
     dead_tmp.write_text("x")
 
     removed = remove_stale_temps(target)
-    assert sorted(removed) == sorted([old_legacy, dead_tmp])
-    assert live.exists() and parent.exists() and fresh_legacy.exists() and other_host.exists() and other_target.exists()
+    assert sorted(removed) == sorted([old_legacy, old_other, dead_tmp])
+    for kept in (live, parent, fresh_legacy, other_legacy, other_host, user_file):
+        assert kept.exists(), kept
     # nothing touched for STALE_SECONDS belongs to a live writer, whoever wrote it
     assert other_host in remove_stale_temps(target, now=time.time() + STALE_SECONDS + 1)
 

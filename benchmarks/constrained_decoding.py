@@ -90,6 +90,7 @@ def main(argv=None) -> None:
     cfg = GenerationConfig(strategy="beam", beam_size=a.beam, n_best=a.beam, max_len=LEVELS + 1, length_penalty=0.0)
     print(f"hardware: {hardware()}")
     print(f"trie: {a.items} IDs, {trie.num_states} states, built in {build:.2f} s")
+    timed(model, a.batch, cfg, None, 1)  # warm-up (allocator, kernels), not counted
     free, _ = timed(model, a.batch, cfg, None, a.repeats)
     fast, fast_hyps = timed(model, a.batch, cfg, trie, a.repeats)
     slow, slow_hyps = timed(model, a.batch, cfg, python_form(ids, model.eos_id), a.repeats)

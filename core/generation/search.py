@@ -2,6 +2,11 @@
 
     state = model.start(...)                      # a DecoderState (KV caches / recurrent states)
     logits, state = model.step(ids [B, T], state)  # logits [B, T, V]
+    model.bos_id, model.eos_id                     # the first input and the end token
+
+BOS/EOS belong to the model (``GenerationConfig.bos_id``/``eos_id`` only override them, e.g. to
+continue a prompt from its last token). Constraints (:mod:`core.generation.constraints`) mask the
+log-probs of every live hypothesis at once and follow the hypotheses through reordering.
 
 All searches are batched and incremental: each step feeds only the newest token. Rows that have
 finished are dropped from the batch (and from every cache), so a batch costs what its longest

@@ -48,3 +48,13 @@ def test_every_mixer_declares_its_options():
     for name, cls in MIXERS.items():
         assert cls.name == name
         assert isinstance(cls.options, dict)
+
+
+def test_docstrings_list_every_declared_option():
+    """The option lists in the mixers' docstrings stay true: every declared name is documented."""
+    import inspect
+
+    for name, cls in MIXERS.items():
+        doc = (inspect.getmodule(cls).__doc__ or "") + "".join(c.__doc__ or "" for c in cls.__mro__)
+        missing = [opt for opt in cls.options if f"``{opt}``" not in doc]
+        assert not missing, f"{name}: options {missing} are not in its docstring"

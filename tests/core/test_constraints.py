@@ -31,9 +31,9 @@ def test_trie_masks_children_and_eos_where_a_sequence_ends():
 
 def test_trie_state_is_batched():
     trie = TokenTrie([[5, 6], [7, 8]])
-    state = trie.advance(trie.start(torch.zeros(3)), torch.tensor([5, 7, 6]))
-    mask = trie.mask(state, 12, EOS)
-    assert [set(r.nonzero().flatten().tolist()) for r in mask] == [{6}, {8}, set()]
+    state = trie.advance(trie.start(torch.zeros(4)), torch.tensor([5, 7, 6, 5]))
+    mask = trie.mask(state, 12, EOS)  # (rows 0 and 3 share a state: computed once)
+    assert [set(r.nonzero().flatten().tolist()) for r in mask] == [{6}, {8}, set(), {6}]
 
 
 def tiny_seq2seq(vocab=12, seed=0):

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from apps.speech.rnnt import pruned_rnnt_loss, rnnt_loss
-from apps.speech.features import ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment, padding_mask
+from apps.speech.features import ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment
 from core.models import BackboneConfig, Decoder, Encoder
 from core.models.state import DecoderState
-from core.nn import TokenEmbedding
+from core.nn import TokenEmbedding, padding_mask
 from core.tokenizers import BOS_ID, PAD_ID
 
 BLANK = PAD_ID

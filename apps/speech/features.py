@@ -31,7 +31,7 @@ from torch import nn
 from core.nn import padding_mask
 
 __all__ = ["ConvSubsampling", "FeatureConfig", "GlobalCMVN", "LogMel", "SpecAugment", "accumulate_stats",
-           "min_audio_samples", "padding_mask"]
+           "min_audio_samples"]
 
 LOG_FLOOR = 1e-6
 

@@ -18,6 +18,7 @@ from apps.speech.data import target_tokenizer
 from apps.speech.features import FeatureConfig, GlobalCMVN, LogMel, accumulate_stats
 from apps.speech.metrics import mel_cepstral_distortion
 from apps.speech.tts import DecoderTTS, TransformerTTS, TTSConfig
+from core.data import lengths, pad
 from core.errors import UserError
 from core.models import BackboneConfig
 from core.nn.modes import evaluating
@@ -103,11 +104,7 @@ class SpeechRecognizer(BaseTask):
 
     def transcribe(self, audio: list[torch.Tensor]) -> list[str]:
         """Waveforms at the model's sample rate (1-D float tensors) -> transcripts."""
-        lens = torch.tensor([len(a) for a in audio])
-        padded = torch.zeros(len(audio), int(lens.max()))
-        for row, a in zip(padded, audio):
-            row[: len(a)] = a
-        return self.transcribe_batch(padded.to(self.device), lens.to(self.device))
+        return self.transcribe_batch(pad(audio, 0.0).to(self.device), lengths(audio).to(self.device))
 
 
 class SpeechSynthesizer(BaseTask):

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import entry_point
 from core.data import SPLITS, SWORD_PATH, clean_osis, default_cache_dir, installed_module, read_sword_verses, split_of
 from core.tokenizers import atomic_write_text
 
@@ -187,6 +188,7 @@ def build_bible_corpus(
     return build
 
 
+@entry_point
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m apps.translation.corpora", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,10 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     bible.add_argument("--books", nargs="*", help="only these OSIS books, e.g. Jude Phlm")
     args = parser.parse_args(argv)
 
-    try:
-        build = build_bible_corpus(args.out, args.sword_path, args.books)
-    except FileNotFoundError as err:
-        parser.exit(1, f"error: {err}\n")
+    build = build_bible_corpus(args.out, args.sword_path, args.books)
     print(f"modules: {build.spanish} (es) + {build.english} (en)")
     for name, n in build.counts.items():
         print(f"{name}: {n}")

@@ -190,14 +190,10 @@ class TranslationDataModule(L.LightningDataModule):
             self._encoded.clear()
         self._tokenizers = (src, tgt)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Lightning stores this in checkpoints, so a resumed or evaluated run uses the same vocabularies."""
-        return {"tokenizers": self.tokenizers_json()} if self._tokenizers is not None else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "tokenizers" in state_dict:
-            tok = state_dict["tokenizers"]
-            self.use_tokenizers(tokenizer_from_json(tok["src"]), tokenizer_from_json(tok["tgt"]))
+    def use_tokenizers_json(self, tokenizers: dict[str, str]) -> None:
+        """The task hands over the checkpoint's tokenizers (which it stores, once, in every
+        checkpoint), so a resumed or evaluated run uses the vocabularies the weights were trained with."""
+        self.use_tokenizers(tokenizer_from_json(tokenizers["src"]), tokenizer_from_json(tokenizers["tgt"]))
 
     def tokenizer_dir(self) -> Path:
         """``cache_dir/tokenizers/<fingerprint>``: changes whenever the training data or settings do."""

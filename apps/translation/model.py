@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from apps.translation.metrics import CorpusBLEU, CorpusChrF, PhonemeErrorRate, WordErrorRateMultiRef
 from core.io import atomic_write_text
 from core.generation import GenerationConfig, Hypothesis, generate
+from core.data import pad
 from core.errors import CheckpointError, UserError
 from core.models import EncoderDecoder, Seq2SeqConfig
 from core.models.hf import HFEncoderDecoder
@@ -121,8 +122,7 @@ class TranslationModel(BaseTask):
             return []
         tok = self.src_tokenizer
         ids = [tok.encode(s) + [tok.eos_id] for s in sources]
-        width = max(len(x) for x in ids)
-        src = torch.tensor([x + [tok.pad_id] * (width - len(x)) for x in ids], device=self.device)
+        src = pad(ids, tok.pad_id).to(self.device)
         return [[(self.tgt_tokenizer.decode(h.tokens), h.score) for h in hyps] for hyps in self.translate_ids(src, cfg)]
 
 

@@ -92,7 +92,7 @@ def test_missing_modules_name_the_apt_packages(tmp_path, capsys):
         corpora.build_bible_corpus(tmp_path / "out", sword_path=tmp_path)
     with pytest.raises(SystemExit) as exit_info:
         corpora.main(["bible", "--out", str(tmp_path / "out"), "--sword-path", str(tmp_path)])
-    assert exit_info.value.code == 1 and "sword-text-sparv" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "sword-text-sparv" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,9 @@ def test_short_fit_lowers_loss_and_checkpoint_translates(cache, tmp_path):
     ckpt = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
     assert ckpt and Path(ckpt).exists()
     model = TranslationModel.from_checkpoint(ckpt)
+    stored = torch.load(ckpt, weights_only=True)
+    assert set(stored["tokenizers"]) == {"src", "tgt"}  # saved once, by the task
+    assert "tokenizers" not in stored.get("TranslationDataModule", {})
     out = model.translate(["hello", "world"])
     assert len(out) == 2 and all(isinstance(h[0][0], str) for h in out)
     # every output symbol is a phoneme the target tokenizer knows
@@ -153,8 +156,8 @@ def test_environment_overrides_and_bf16(cache, tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("mixer", ["retnet", "[retnet,attention]"])
 def test_decoder_mixer_is_one_config_line(mixer, cache, tmp_path):
-    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.fast_dev_run", "2", "--model.decoder.mixer", mixer,
-                                  "--model.decoder.n_layers", "2")])
+    cli = main(["fit", *tiny_args(cache, tmp_path, "--trainer.fast_dev_run", "2", "--model.arch.decoder.mixer", mixer,
+                                  "--model.arch.decoder.n_layers", "2")])
     assert cli.trainer.global_step == 2
     names = {type(layer.mixer).__name__ for layer in cli.model.model.decoder.stack.layers}
     assert "MultiScaleRetention" in names

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from core.data.reports import SkipReport
+from core.data.reports import SkipReport, split_lines
 from core.errors import EXIT_SKIPPED, UserError, entry_point
 from core.generation import GenerationConfig, generate
 from core.io import atomic_write_text
@@ -82,14 +82,6 @@ class Translator:
         return results
 
 
-def split_records(data: bytes) -> list[bytes]:
-    """Lines of ``data`` split at "\\n" only, trailing "\\r" and a UTF-8 byte-order mark removed."""
-    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.removesuffix(b"\r") for line in lines]
-
-
 def decode_records(lines: list[bytes], report: SkipReport) -> list[str]:
     """Text of each line; invalid UTF-8 becomes "" (a blank answer) and is counted in ``report``."""
     out = []
@@ -123,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     translator = Translator(a.checkpoint, a.onnx)  # a bad checkpoint fails before stdin is read
     data = Path(a.input).read_bytes() if a.input else sys.stdin.buffer.read()
     report = SkipReport(a.input or "<stdin>")
-    lines = decode_records(split_records(data), report)
+    lines = decode_records(split_lines(data), report)
     cfg = GenerationConfig(strategy="beam" if a.beam > 1 else "greedy", beam_size=a.beam, n_best=a.nbest,
                            max_len=a.max_len, length_penalty=a.length_penalty)
     results = translator(lines, cfg, a.batch_size, report)

@@ -89,8 +89,14 @@ def read_lines(path: Path) -> list[bytes]:
             raise DataError(f"{path}: broken gzip file ({err})") from err
     if not data.strip():
         raise DataError(f"file is empty: {path}")
-    data = data.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
-    lines = data.split(b"\n")
+    return split_lines(data)
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """Lines of ``data`` split at "\\n" only (never at the other characters ``str.splitlines``
+    breaks on, such as form feed or U+2028: line i of the output must be line i of the input),
+    trailing "\\r" and a UTF-8 byte-order mark removed."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
     if lines[-1] == b"":
         lines.pop()
     return [line.removesuffix(b"\r") for line in lines]

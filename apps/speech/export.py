@@ -31,6 +31,7 @@ from apps.speech.audio import read_audio
 from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
 from core.errors import entry_point
 from core.export import new_output_dir
+from core.training import load_checkpoint
 
 
 def parity_audio(recognizer: SpeechRecognizer, paths: list[str], n: int) -> list[torch.Tensor]:
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--atol", type=float, default=1e-3, help="TTS: largest log-mel difference accepted")
     args = parser.parse_args(argv)
     out = new_output_dir(args.out)
-    hparams = torch.load(args.checkpoint, map_location="cpu", weights_only=True)["hyper_parameters"]
+    hparams = load_checkpoint(args.checkpoint).get("hyper_parameters", {})  # CheckpointError naming the file
     if "architecture" in hparams:  # a SpeechSynthesizer
         ok = check_tts(SpeechSynthesizer.from_checkpoint(args.checkpoint), out, args.text, args.n_check, args.atol)
     else:

@@ -174,7 +174,8 @@ class OnnxSynthesizer:
     def generate(self, phonemes: list[int], prenet_masks: np.ndarray | None = None, seed: int = 0,
                  teacher: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> (log-mel after the post-net [T, M], frames before it [T, M], stop logits [T / r]).
-        With ``teacher`` frames [T, M] every step reads the teacher's previous frames instead of its
+        ``prenet_masks`` [steps, 2, prenet_dim] holds one mask per step, so it also caps the steps
+        (as ``max_steps`` does). With ``teacher`` frames [T, M] every step reads the teacher's previous frames instead of its
         own, for ``T / r`` steps: the parity check compares the graphs step by step with PyTorch,
         where a free-running comparison would also measure how fast the feedback loop amplifies
         float rounding."""
@@ -204,7 +205,8 @@ class OnnxSynthesizer:
             for k in range(ids.shape[1]):
                 run(phoneme=ids[:, k:k + 1], last_frames=no_frames, prenet_mask=ones, audio=np.array([False]))
             fixed = {"phoneme": np.zeros((1, 1), np.int64), "audio": np.array([True])}
-        steps = cfg["max_steps"] if teacher is None else len(teacher) // cfg["reduction"]
+        # given masks bound the steps (one mask per step), as do teacher frames
+        steps = min(cfg["max_steps"], len(masks)) if teacher is None else len(teacher) // cfg["reduction"]
         forced = None if teacher is None else teacher.reshape(steps, 1, 1, width)
         frames, stops, step_in = [], [], no_frames
         for i in range(steps):

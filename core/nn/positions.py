@@ -56,7 +56,8 @@ def position_scheme(name: str, dims: int = 1) -> PositionScheme:
     scheme = POSITIONS.get(name)
     if scheme is None or scheme.dims != dims:
         valid = sorted(n for n, s in POSITIONS.items() if s.dims == dims)
-        hint = " (a 2-D scheme: add it after core.nn.patches and use position: none)" if scheme is not None else ""
+        hint = "" if scheme is None else f" is a {scheme.dims}-D scheme" + (
+            " (add it to the patches of core.nn.patches and use position: none)" if scheme.dims == 2 else "")
         raise UserError(f"position={name!r}{hint}; expected one of {valid}")
     return scheme
 

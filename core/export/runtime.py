@@ -129,6 +129,9 @@ class _Decoding:
         self.n_layers = len(self.layers)
         self.step_only = bool(self.config.get("step_only", False))
         self.metadata = self.config.get("metadata", {})
+        #: the model's special ids (core.generation reads them when a config does not override them)
+        self.bos_id: int | None = self.metadata.get("bos_id")
+        self.eos_id: int | None = self.metadata.get("eos_id")
         self.dtype = self.session.state_dtype()
 
     def _empty_layers(self, batch: int) -> list[dict[str, torch.Tensor]]:

@@ -48,6 +48,7 @@ def test_graph_interface_and_config(exported):
     assert cfg["layer_states"][0] == {"growing": True, "shapes": {"key": [1, 0, 8], "value": [1, 0, 8]}}
     assert {o.version for o in onnx.load(str(paths["decoder"])).opset_import if o.domain == ""} == {DEFAULT_OPSET}
     assert runner.generation_config().eos_id == EOS
+    assert (runner.bos_id, runner.eos_id) == (BOS, EOS)  # core.generation reads the model's specials
 
 
 def test_prefill_in_chunks_equals_one_call(exported):

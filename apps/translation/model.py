@@ -4,7 +4,6 @@ Tokenizers travel inside the checkpoint (as JSON), so a checkpoint alone is enou
 """
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from core.errors import CheckpointError, UserError
 from core.models import EncoderDecoder, Seq2SeqConfig
 from core.models.hf import HFEncoderDecoder
 from core.nn.modes import evaluating
-from core.tokenizers import BOS_ID, EOS_ID, PAD_ID
+from core.tokenizers import PAD_ID
 from core.training import BaseTask, OptimConfig, as_config, token_loss
 
 METRICS = {"per": PhonemeErrorRate, "wer": WordErrorRateMultiRef, "bleu": CorpusBLEU, "chrf": CorpusChrF}
@@ -55,12 +54,7 @@ class TranslationModel(BaseTask):
             raise ValueError("arch.src_vocab_size and arch.tgt_vocab_size must be set (the CLI links them from the data)")
         self.decoding = as_config(GenerationConfig, decoding)
         self.metrics, self.label_smoothing, self.val_decode = self.metric_names, label_smoothing, val_decode
-        if hf_model_dir:
-            self.model = HFEncoderDecoder(hf_model_dir)
-            self.pad_id, self.bos_id, self.eos_id = self.model.pad_id, self.model.bos_id, self.model.eos_id
-        else:
-            self.model = EncoderDecoder(self.arch, pad_id=PAD_ID)
-            self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+        self.model = HFEncoderDecoder(hf_model_dir) if hf_model_dir else EncoderDecoder(self.arch, pad_id=PAD_ID)
 
     def configure_metrics(self):
         return {m: METRICS[m]() for m in self.metric_names}
@@ -84,12 +78,12 @@ class TranslationModel(BaseTask):
     def losses(self, batch):
         tgt = batch["tgt_ids"]
         hidden = self.model.features(batch["src_ids"], tgt[:, :-1])
-        loss, nll, _ = token_loss(hidden, self.model.head, tgt[:, 1:], self.pad_id, self.label_smoothing)
+        loss, nll, _ = token_loss(hidden, self.model.head, tgt[:, 1:], self.model.pad_id, self.label_smoothing)
         return {"loss": loss, "nll": nll}
 
     def batch_size(self, batch) -> int:
         """Loss terms are means over target tokens: Lightning averages them weighted by this."""
-        return int((batch["tgt_ids"][:, 1:] != self.pad_id).sum())
+        return int((batch["tgt_ids"][:, 1:] != self.model.pad_id).sum())
 
     def update_metrics(self, metrics, batch, stage: str) -> bool:
         if not (self.val_decode or stage == "test"):
@@ -111,10 +105,8 @@ class TranslationModel(BaseTask):
     # --- inference --------------------------------------------------------------------------
     @torch.no_grad()
     def translate_ids(self, src_ids: torch.Tensor, cfg: GenerationConfig | None = None) -> list[list[Hypothesis]]:
-        cfg = cfg or self.decoding
-        cfg = GenerationConfig(**{**asdict(cfg), "bos_id": self.bos_id, "eos_id": self.eos_id})
-        with evaluating(self.model):
-            return generate(self.model, self.model.start(src_ids), cfg)
+        with evaluating(self.model):  # the model knows its BOS/EOS: generate() asks it
+            return generate(self.model, self.model.start(src_ids), cfg or self.decoding)
 
     def translate(self, sources: list[str], cfg: GenerationConfig | None = None) -> list[list[tuple[str, float]]]:
         """Plain strings in, n-best (text, score) lists out."""

@@ -25,7 +25,7 @@ def cross_attention(model: TranslationModel, text: str, max_len: int = 64) -> tu
     src_tok, tgt_tok, net = model.src_tokenizer, model.tgt_tokenizer, model.model
     src = torch.tensor([src_tok.encode(text) + [src_tok.eos_id]])
     out = model.translate_ids(src, GenerationConfig(max_len=max_len))[0][0].tokens
-    tgt_in = torch.tensor([[model.bos_id, *out]])
+    tgt_in = torch.tensor([[net.bos_id, *out]])
     with ExitStack() as stack:
         records = [stack.enter_context(layer.cross.recording()) for layer in net.decoder.stack.layers]
         memory, mask = net.encode(src)

@@ -42,7 +42,7 @@ class Translator:
 
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
-            self.ids = {"bos_id": module.bos_id, "eos_id": module.eos_id}
+            self.ids = {"bos_id": module.model.bos_id, "eos_id": module.model.eos_id}
             from core.export import max_len
 
             encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)  # None: a Hugging Face model

@@ -50,7 +50,7 @@ def test_finetune_local_hf_checkpoint(hf_dir, tmp_path):
     for batch in cli.datamodule.iter_batches("valid"):
         lengths = (batch["src_ids"] != tok.pad_id).sum(1)
         assert (batch["src_ids"].gather(1, (lengths - 1)[:, None]) == tok.eos_id).all()  # source + its EOS
-        assert (batch["tgt_ids"][:, 0] == cli.model.bos_id).all()  # the model's decoder start token
+        assert (batch["tgt_ids"][:, 0] == cli.model.model.bos_id).all()  # the model's decoder start token
     before = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/nll"]
     cli.trainer.fit(cli.model, cli.datamodule)
     after = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/nll"]

@@ -40,7 +40,7 @@ FORMAT = "seqlab.onnx_asr"
 VERSION = 2
 
 
-def layer_specs(model: ASRModel) -> list[LayerState]:
+def predictor_layers(model: ASRModel) -> list[LayerState]:
     """Per predictor layer: what its mixer carries between steps (a growing cache or a fixed state)."""
     return stack_layer_states(model.predictor.stack)
 
@@ -60,7 +60,7 @@ class EncoderGraph(nn.Module):
 class PredictorStepGraph(nn.Module):
     def __init__(self, model: ASRModel):
         super().__init__()
-        self.model, self.layers = model, layer_specs(model)
+        self.model, self.layers = model, predictor_layers(model)
 
     def forward(self, label: torch.Tensor, offset: torch.Tensor, *past: torch.Tensor):
         g, state = self.model.predict(label, DecoderState(unflatten_states(self.layers, past), None, offset))
@@ -93,7 +93,7 @@ def export_asr(recognizer: SpeechRecognizer, out_dir: str | Path) -> dict:
             export_graph(EncoderGraph(model, head), (audio, torch.tensor([24000, 17000])), out_dir / "encoder.onnx",
                          ["audio", "audio_lens"], ["encoded", "encoded_lens"], ({0: batch, 1: samples}, {0: batch}))
         if head == "transducer":
-            layers = layer_specs(model)
+            layers = predictor_layers(model)
             b, p = 2, 3
             past, shapes = example_states(layers, b, p, gen, batch, torch.export.Dim("past_len"))
             label = torch.randint(4, recognizer.cfg.vocab_size, (b, 1), generator=gen)

@@ -96,8 +96,8 @@ def layer_states(config: dict) -> list[LayerState]:
 
 
 def empty_past(layers: Sequence[LayerState], batch: int = 1, dtype=np.float32) -> dict[str, np.ndarray]:
-    """``past*`` feeds of the first step: length-0 growing states, zero fixed states (every
-    registered mixer's ``init_state`` is zero)."""
+    """``past*`` feeds of the first step: length-0 growing states, zero fixed states (an export
+    refuses a mixer whose ``init_state`` is not zero: :func:`core.export.stack_layer_states`)."""
     return {name: np.zeros([batch, *layer.shapes[n]], dtype) for i, layer in enumerate(layers)
             for name, n in zip(layer.io_names(i, "past"), layer.names)}
 

@@ -56,6 +56,9 @@ def stack_layer_states(stack) -> list[LayerState]:
         if growing and any(s.count(0) != 1 for s in shapes.values()):
             raise ValueError(f"layer {i} ({type(mixer).__name__}): a growing state needs exactly one length "
                              f"axis of size 0 in init_state, got {shapes}")
+        if any(t.numel() and bool(t.any()) for t in init.values()):
+            # runners start from zeros (config.json holds shapes, not values)
+            raise ValueError(f"layer {i} ({type(mixer).__name__}): export needs a zero init_state")
         out.append(LayerState(growing, shapes))
     return out
 

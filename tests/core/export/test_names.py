@@ -70,14 +70,21 @@ def test_present_feeds_past():
             past_name(bad)
 
 
-def test_growing_state_needs_one_length_axis():
-    class NoLengthAxis(torch.nn.Module):
-        fixed_state = False
+class OddState(torch.nn.Module):
+    def __init__(self, fixed_state: bool, init: torch.Tensor):
+        super().__init__()
+        self.fixed_state, self.init = fixed_state, init
 
-        def init_state(self, batch, device, dtype):
-            return {"key": torch.zeros(batch, 2, 3)}
+    def init_state(self, batch, device, dtype):
+        return {"key": self.init.expand(batch, *self.init.shape[1:])}
 
+
+@pytest.mark.parametrize("mixer,error", [
+    (OddState(False, torch.zeros(1, 2, 3)), "length axis"),  # a growing state must have one axis of size 0
+    (OddState(True, torch.ones(1, 3)), "zero init_state"),  # runners start from zeros
+])
+def test_states_an_export_cannot_carry_are_refused(mixer, error):
     stack = Stack(BackboneConfig(d_model=16, n_layers=1, n_heads=2, dropout=0.0), causal=True)
-    stack.layers[0].mixer = NoLengthAxis()
-    with pytest.raises(ValueError, match="length axis"):
+    stack.layers[0].mixer = mixer
+    with pytest.raises(ValueError, match=error):
         stack_layer_states(stack)

@@ -32,7 +32,7 @@ def exported(tmp_path_factory):
 
 
 def test_graph_interface_and_config(exported):
-    model, runner, paths = exported
+    _, runner, paths = exported
     assert sorted(paths) == ["config", "decoder"]
     inputs = {i.name: i.shape for i in runner.decoder.get_inputs()}
     assert list(inputs) == ["input_ids", "offset"] + [f"past_key_values.{i}.decoder.{kv}" for i in (0, 1)

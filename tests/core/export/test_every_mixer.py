@@ -107,7 +107,7 @@ def test_encoder_decoder_onnx_matches_pytorch(group, tmp_path):
         for mixer, a, b in zip(mixers, state.layers, ref.layers):
             assert sorted(a) == sorted(b), mixer
             for n in b:
-                torch.testing.assert_close(a[n], b[n], atol=ATOL, rtol=1e-4, msg=lambda m: f"{mixer} {n}: {m}")
+                torch.testing.assert_close(a[n], b[n], atol=ATOL, rtol=1e-4, msg=lambda m, where=f"{mixer} {n}": f"{where}: {m}")
     cfg = GenerationConfig(max_len=6, bos_id=BOS, eos_id=EOS)
     assert ([h.tokens for row in runner.generate(src, cfg) for h in row]
             == [h.tokens for row in generate(model, model.start(src), cfg) for h in row])

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from core.nn.modes import evaluating
 from core.errors import UserError
 from core.io import atomic_write, atomic_write_text
 
@@ -58,16 +59,12 @@ def new_output_dir(path: str | Path) -> Path:
 
 
 @contextmanager
-def evaluating(model: nn.Module):
-    """Eval mode and no autograd for the export; the caller's mode is put back afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
-            yield model
-    finally:
-        model.train(was_training)
+def exporting(model: nn.Module):
+    """:func:`core.nn.modes.evaluating` (eval mode, no autograd, the caller's mode put back) without
+    the exporter's warnings about dynamic axis names it does not keep."""
+    with evaluating(model), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
+        yield model
 
 
 def export_graph(module: nn.Module, args: tuple, path: str | Path, input_names: Sequence[str],
@@ -122,5 +119,5 @@ def _name_axes(model, axes: dict[str, tuple[int, str]]) -> None:
             value.shape = ir.Shape(dims)
 
 
-__all__ = ["CONFIG_FILE", "DEFAULT_OPSET", "check_dynamo", "evaluating", "export_graph", "max_len", "new_output_dir", "save_program",
+__all__ = ["CONFIG_FILE", "DEFAULT_OPSET", "check_dynamo", "exporting", "export_graph", "max_len", "new_output_dir", "save_program",
            "write_config"]

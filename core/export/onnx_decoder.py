@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.export.graph import CONFIG_FILE, DEFAULT_OPSET, check_dynamo, evaluating, export_graph, max_len, write_config
+from core.export.graph import CONFIG_FILE, DEFAULT_OPSET, check_dynamo, exporting, export_graph, max_len, write_config
 from core.export.states import (
     LayerState, example_states, flatten_states, present_length_axes, stack_layer_states, state_io_names,
     unflatten_states,
@@ -75,7 +75,7 @@ def export_decoder_lm(model: DecoderLM, out_dir: str | Path, opset: int = DEFAUL
     b, t, p = 2, (1 if step_only else 3), 5
     gen = torch.Generator().manual_seed(0)
     batch, tgt_len, past_len = torch.export.Dim("batch"), torch.export.Dim("tgt_len"), torch.export.Dim("past_len")
-    with evaluating(model):
+    with exporting(model):
         past, shapes = example_states(layers, b, p, gen, batch, past_len, param.device, param.dtype)
         ids = torch.randint(0, cfg.vocab_size, (b, t), generator=gen).to(param.device)
         offset = torch.tensor(p, dtype=torch.long, device=param.device)

@@ -41,7 +41,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from core.export.graph import CONFIG_FILE, DEFAULT_OPSET, check_dynamo, evaluating, export_graph, max_len, write_config
+from core.export.graph import CONFIG_FILE, DEFAULT_OPSET, check_dynamo, exporting, export_graph, max_len, write_config
 from core.export.names import cross_names
 from core.export.states import (
     LayerState, example_states, flatten_states, present_length_axes, stack_layer_states, state_io_names,
@@ -152,7 +152,7 @@ def export_encoder_decoder(model: EncoderDecoder, out_dir: str | Path, opset: in
     tgt_len = torch.export.Dim("tgt_len")
     past_len = torch.export.Dim("past_len")
 
-    with evaluating(model):
+    with exporting(model):
         enc_path = export_graph(EncoderGraph(model), (src,), out_dir / ENCODER_FILE, ["src_ids"],
                                 encoder_output_names(n_layers), ({0: batch, 1: src_len},), opset)
         memory, mask = model.encode(src)

@@ -36,6 +36,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 
 from core.errors import CheckpointError
+from core.io import atomic_write
 from core.tokenizers import Tokenizer, tokenizer_from_json
 from core.training.checkpoints import load_checkpoint
 from core.training.schedules import make_schedule
@@ -192,6 +193,14 @@ class BaseTask(L.LightningModule):
             dm = self.trainer.datamodule if self._trainer is not None else None
             if dm is not None and hasattr(dm, "use_tokenizers_json"):
                 dm.use_tokenizers_json(self.tokenizers_json)
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the task as a checkpoint ``from_checkpoint`` (and export) reads, without a Trainer:
+        for models built in code (tests, conversions). Training writes its own through Lightning."""
+        checkpoint = {"state_dict": self.state_dict(), "hyper_parameters": dict(self.hparams)}
+        self.on_save_checkpoint(checkpoint)
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
+        return Path(path)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **overrides) -> "BaseTask":

@@ -124,6 +124,7 @@ def test_step_exports_to_onnx_with_parity(mixer, tmp_path):
     import onnxruntime as ort
 
     from core.export import export_mixer_step
+    from core.export.names import layer_state_names
     from core.mixers import build_mixer
 
     torch.manual_seed(0)
@@ -137,8 +138,10 @@ def test_step_exports_to_onnx_with_parity(mixer, tmp_path):
         ort_state = {n: state[n].numpy() for n in names}
         for i in range(5, 9):
             want, state = m(x[:, i:i + 1], state=state, offset=i)
+            past = layer_state_names(0, not m.fixed_state, names, "past")
+            assert [i.name for i in sess.get_inputs()] == ["x", "offset", *past]
             outs = sess.run(None, {"x": x[:, i:i + 1].numpy(), "offset": np.asarray(i, dtype=np.int64),
-                                   **{f"state.{n}": ort_state[n] for n in names}})
+                                   **{p: ort_state[n] for p, n in zip(past, names)}})
             torch.testing.assert_close(torch.from_numpy(outs[0]), want, rtol=1e-4, atol=1e-5)
             ort_state = dict(zip(names, outs[1:]))
             for n in names:

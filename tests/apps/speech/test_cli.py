@@ -26,13 +26,6 @@ def tiny_recognizer(streaming: bool = False) -> SpeechRecognizer:
                                       subsampling_channels=8, streaming=streaming))
 
 
-def save_like_lightning(model, path: Path) -> Path:
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
-    model.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def asr(tmp_path_factory):
     """An untrained CTC recognizer with a sharpened head, so that random weights emit labels."""
@@ -41,7 +34,7 @@ def asr(tmp_path_factory):
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3.0)
-    return model, save_like_lightning(model, tmp_path_factory.mktemp("asr") / "asr.ckpt")
+    return model, model.save_checkpoint(tmp_path_factory.mktemp("asr") / "asr.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +95,7 @@ def test_all_good_files_exit_0_and_return_the_transcripts(asr, recordings, capsy
 def test_streaming_skips_short_audio_too(tmp_path, recordings, capsys):
     torch.manual_seed(0)
     model = tiny_recognizer(streaming=True)
-    ckpt = save_like_lightning(model, tmp_path / "stream.ckpt")
+    ckpt = model.save_checkpoint(tmp_path / "stream.ckpt")
     code, _, out, err = run(transcribe, ["--checkpoint", str(ckpt), "--stream", str(recordings / "short.wav"),
                                          str(recordings / "a.wav")], capsys)
     assert code == EXIT_SKIPPED and [line.split("\t")[0] for line in out.splitlines()] == \
@@ -117,7 +110,7 @@ def tts_checkpoint(path: Path) -> Path:
     tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d"])
     model = SpeechSynthesizer(TTSConfig(vocab_size=tokenizer.vocab_size, backbone=BackboneConfig(n_layers=1, **LAYER),
                                         reduction=2, prenet_dim=8, postnet_channels=8), max_steps=4)
-    return save_like_lightning(model, path)
+    return model.save_checkpoint(path)
 
 
 @pytest.mark.parametrize("case", ["missing", "truncated", "not a checkpoint", "wrong app"])

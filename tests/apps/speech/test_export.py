@@ -30,9 +30,7 @@ def saved_recognizer(tmp_path, loss, encoder_mixer, predictor_mixer, streaming):
     with torch.no_grad():  # sharper than at init, so that random weights emit labels
         for p in model.parameters():
             p.mul_(3.0)
-    ckpt = tmp_path / "model.ckpt"
-    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()}, ckpt)
-    return model, ckpt
+    return model, model.save_checkpoint(tmp_path / "model.ckpt")
 
 
 @pytest.mark.parametrize("loss,encoder_mixer,predictor_mixer,streaming", [
@@ -78,10 +76,7 @@ def saved_synthesizer(tmp_path, architecture, mixer):
         hook.remove()
         stop.bias -= sorted(logits)[len(logits) * 3 // 4]
     model.set_tokenizers({"phonemes": tokenizer.to_json()})
-    ckpt = tmp_path / "tts.ckpt"
-    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict(),
-                "tokenizers": model.tokenizers_json}, ckpt)
-    return model, ckpt
+    return model, model.save_checkpoint(tmp_path / "tts.ckpt")  # with max_steps=12, a runtime option
 
 
 @pytest.mark.parametrize("architecture,mixer", [("decoder", "gla"), ("decoder", "attention"), ("transformer", "attention")])

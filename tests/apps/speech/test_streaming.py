@@ -49,8 +49,7 @@ def test_transcribe_command_streams_and_matches_offline(tmp_path, capsys):
     from apps.speech.transcribe import main
 
     model = recognizer("mamba", "transducer")
-    ckpt = tmp_path / "model.ckpt"
-    torch.save({"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict()}, ckpt)
+    ckpt = model.save_checkpoint(tmp_path / "model.ckpt")
     audio = torch.randn(20000, generator=torch.Generator().manual_seed(2)) * 0.1
     write_wav(tmp_path / "a.wav", audio)
     offline = main(["--checkpoint", str(ckpt), str(tmp_path / "a.wav")])

@@ -106,10 +106,7 @@ def asr_checkpoint(path: Path) -> Path:
     model = SpeechRecognizer(ASRConfig(vocab_size=32, encoder=BackboneConfig(n_layers=1, **layer),
                                        predictor=BackboneConfig(n_layers=1, **layer), loss="ctc", joint_dim=16,
                                        subsampling_channels=8))
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
-    model.on_save_checkpoint(checkpoint)
-    torch.save(checkpoint, path)
-    return path
+    return model.save_checkpoint(path)
 
 
 @pytest.mark.parametrize("case", ["missing", "truncated", "not a checkpoint", "wrong app"])

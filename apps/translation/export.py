@@ -22,7 +22,6 @@ from apps.translation.translate import Translator
 from core.errors import entry_point
 from core.export import export_encoder_decoder, new_output_dir
 from core.generation import GenerationConfig
-from core.tokenizers import BOS_ID, EOS_ID
 from core.training import save_portable
 
 
@@ -39,7 +38,7 @@ def sample_sources(model: TranslationModel, n: int, seed: int = 0) -> list[str]:
 def export(checkpoint: str, out: str, samples: list[str] | None = None, n_check: int = 32) -> int:
     out_dir = new_output_dir(out)
     model = TranslationModel.from_checkpoint(checkpoint)
-    export_encoder_decoder(model.model, out_dir, metadata={"bos_id": BOS_ID, "eos_id": EOS_ID,
+    export_encoder_decoder(model.model, out_dir, metadata={"bos_id": model.model.bos_id, "eos_id": model.model.eos_id,
                                                            "checkpoint": str(checkpoint)})
     model.src_tokenizer.save(out_dir / "tokenizer.src.json")
     model.tgt_tokenizer.save(out_dir / "tokenizer.tgt.json")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -42,7 +41,6 @@ class Translator:
 
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
-            self.ids = {"bos_id": module.model.bos_id, "eos_id": module.model.eos_id}
             from core.export import max_len
 
             encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)  # None: a Hugging Face model
@@ -52,7 +50,6 @@ class Translator:
             from core.export import OnnxEncoderDecoder
 
             self.model = OnnxEncoderDecoder(onnx_dir)
-            self.ids = {"bos_id": self.model.generation_config().bos_id, "eos_id": self.model.generation_config().eos_id}
             self.src_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.src.json")
             self.tgt_tok = load_tokenizer(Path(onnx_dir) / "tokenizer.tgt.json")
             self.max_source_len = self.model.config.get("max_src_len")
@@ -62,7 +59,6 @@ class Translator:
                  report: SkipReport | None = None) -> list[list[tuple[str, float]]]:
         """n-best (text, score) per source; a blank source, or one over :attr:`max_source_len`
         tokens, gets ``[]`` (the latter counted in ``report`` under line ``i + 1``)."""
-        cfg = GenerationConfig(**{**asdict(cfg), **self.ids})
         results: list[list[tuple[str, float]]] = [[] for _ in sources]
         tok = self.src_tok
         ids = {i: tok.encode(s.strip()) + [tok.eos_id] for i, s in enumerate(sources) if s.strip()}

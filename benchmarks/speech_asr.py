@@ -36,7 +36,7 @@ MODELS = {
 
 
 def train_and_score(name: str, max_time: str, root: str, extra: list[str]) -> dict:
-    from apps.speech.model import SpeechRecognizer
+    from apps.speech.asr.task import SpeechRecognizer
     from apps.speech.train import main as train
 
     config, overrides = MODELS[name]
@@ -75,8 +75,8 @@ def throughput(batches: int = 6) -> dict[str, tuple[float, int]]:
     from transformers import Speech2TextConfig, Speech2TextForConditionalGeneration
 
     from apps.speech.data import SpeechDataModule
-    from apps.speech.asr import ASRConfig
-    from apps.speech.model import SpeechRecognizer
+    from apps.speech.asr.model import ASRConfig
+    from apps.speech.asr.task import SpeechRecognizer
     from core.models import BackboneConfig
 
     torch.manual_seed(0)

@@ -54,7 +54,7 @@ def train(name: str, max_time: str, root: str, extra: list[str]) -> tuple[str, d
 
 def load_asr(path: str | None):
     """The ASR checkpoint that transcribes everything here (greedy), or None."""
-    from apps.speech.model import SpeechRecognizer
+    from apps.speech.asr.task import SpeechRecognizer
 
     if not path:
         return None
@@ -68,9 +68,9 @@ def evaluate(name: str, ckpt: str, asr, n_test: int, root: str) -> dict:
     from apps.speech.data import SynthesisDataModule
     from apps.speech.manifests import normalize_transcript
     from apps.speech.metrics import cer, mel_cepstral_distortion, wer
-    from apps.speech.model import SpeechSynthesizer
+    from apps.speech.tts.task import SpeechSynthesizer
     from apps.speech.plot import plot_spectrograms
-    from apps.speech.vocoder import GriffinLimVocoder
+    from apps.speech.tts.vocoder import GriffinLimVocoder
 
     torch.manual_seed(0)  # the pre-net's dropout stays on at inference
     tts = SpeechSynthesizer.from_checkpoint(ckpt).eval()

@@ -3,11 +3,11 @@
     python -m apps.speech.export --checkpoint asr.ckpt --out runs/asr/onnx [--audio a.wav ...]
     python -m apps.speech.export --checkpoint tts.ckpt --out runs/tts/onnx [--text "Some words." ...]
 
-ASR (:mod:`apps.speech.onnx_asr`): encoder, prediction-network step and joint graphs; the check
+ASR (:mod:`apps.speech.asr.onnx`): encoder, prediction-network step and joint graphs; the check
 transcribes the given audio (else held-out utterances of the bundled corpus, else noise) with both
 and fails unless every greedy transcript is identical.
 
-TTS (:mod:`apps.speech.onnx_tts`): the acoustic model's step graph (plus the text encoder of the
+TTS (:mod:`apps.speech.tts.onnx`): the acoustic model's step graph (plus the text encoder of the
 Transformer-TTS) and the post-net; the check synthesizes the given texts (else held-out sentences,
 else random phonemes) with PyTorch, feeds onnxruntime the same frames step by step with the same
 pre-net dropout masks, and fails unless every step's frames, stop logit and the post-net output
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from apps.speech.audio import read_audio
-from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
+from apps.speech.asr.task import SpeechRecognizer
+from apps.speech.tts.task import SpeechSynthesizer
 from core.errors import entry_point
 from core.export import new_output_dir
 from core.training import load_checkpoint
@@ -67,7 +68,7 @@ def parity_phonemes(synth: SpeechSynthesizer, texts: list[str], n: int) -> list[
 
 
 def check_asr(recognizer: SpeechRecognizer, out: Path, audio_paths: list[str], n: int) -> bool:
-    from apps.speech.onnx_asr import OnnxTranscriber, export_asr
+    from apps.speech.asr.onnx import OnnxTranscriber, export_asr
 
     recognizer.decoding = "greedy"
     export_asr(recognizer, out)
@@ -86,7 +87,7 @@ def check_tts(synth: SpeechSynthesizer, out: Path, texts: list[str], n: int, ato
     masks) and must give the same frames, stop logits and post-net output. Free running, the two
     may drift apart after many steps of feeding back their own float rounding: that is reported,
     not failed."""
-    from apps.speech.onnx_tts import OnnxSynthesizer, export_tts
+    from apps.speech.tts.onnx import OnnxSynthesizer, export_tts
 
     export_tts(synth, out)
     runner = OnnxSynthesizer(out)

@@ -22,9 +22,9 @@ import torch
 from apps.speech.audio import AudioError, audio_info, read_audio, write_wav
 from apps.speech.features import FeatureConfig, LogMel
 from apps.speech.metrics import mel_cepstral_distortion
-from apps.speech.model import SpeechSynthesizer
+from apps.speech.tts.task import SpeechSynthesizer
 from apps.speech.plot import plot_spectrograms
-from apps.speech.vocoder import GriffinLimVocoder
+from apps.speech.tts.vocoder import GriffinLimVocoder
 from core.errors import DataError, UserError, entry_point
 from core.tokenizers import load_tokenizer
 
@@ -39,7 +39,7 @@ def newest_checkpoint(root: Path = Path("runs/speech")) -> Path:
 
 def onnx_mel(folder: str, text: str) -> tuple[FeatureConfig, torch.Tensor]:
     """Text -> log-mel with an exported acoustic model (espeak-ng phonemes, the export's vocabulary)."""
-    from apps.speech.onnx_tts import OnnxSynthesizer
+    from apps.speech.tts.onnx import OnnxSynthesizer
     from apps.speech.phonemes import phonemize_one
 
     runner = OnnxSynthesizer(folder)

@@ -73,15 +73,15 @@ def main(argv: list[str] | None = None) -> list[str]:
     if args.onnx:
         if args.beam or args.stream:
             parser.error("--onnx decodes greedily and offline: drop --beam/--stream")
-        from apps.speech.onnx_asr import OnnxTranscriber
+        from apps.speech.asr.onnx import OnnxTranscriber
 
         runner = OnnxTranscriber(args.onnx)
         # older exports record only the rate: their front end is the default one at that rate
         features = FeatureConfig(**runner.config.get("features", {"sample_rate": runner.config["sample_rate"]}))
         results = transcribe_each(args.audio, features, lambda path, audio: runner([audio.numpy()])[0], report)
     else:
-        from apps.speech.model import SpeechRecognizer
-        from apps.speech.streaming import StreamingTranscriber
+        from apps.speech.asr.task import SpeechRecognizer
+        from apps.speech.asr.streaming import StreamingTranscriber
 
         model = SpeechRecognizer.from_checkpoint(args.checkpoint)
         features = model.cfg.features

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from apps.translation.model import TranslationModel
+from apps.translation.task import TranslationModel
 from apps.translation.translate import Translator
 from core.errors import entry_point
 from core.export import export_encoder_decoder, new_output_dir

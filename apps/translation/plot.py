@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from apps.translation.model import TranslationModel
+from apps.translation.task import TranslationModel
 from core.generation import GenerationConfig
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from apps.translation.data import TranslationDataModule
-from apps.translation.model import TranslationModel
+from apps.translation.task import TranslationModel
 from core.training import run_cli
 
 LINKS = (("data.src_vocab_size", "model.arch.src_vocab_size"), ("data.tgt_vocab_size", "model.arch.tgt_vocab_size"))

@@ -37,7 +37,7 @@ class Translator:
         if (checkpoint is None) == (onnx_dir is None):
             raise UserError("give exactly one of --checkpoint or --onnx")
         if checkpoint is not None:
-            from apps.translation.model import TranslationModel
+            from apps.translation.task import TranslationModel
 
             module = TranslationModel.from_checkpoint(checkpoint)
             self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from apps.speech import decoding
-from apps.speech.asr import BLANK, ASRConfig, ASRModel
+from apps.speech.asr import decoding
+from apps.speech.asr.model import BLANK, ASRConfig, ASRModel
 from core.models import BackboneConfig
 from core.tokenizers import BOS_ID
 

@@ -9,10 +9,11 @@ import pytest
 import soundfile
 import torch
 
-from apps.speech.asr import ASRConfig
+from apps.speech.asr.model import ASRConfig
 from apps.speech.audio import write_wav
 from apps.speech.features import min_audio_samples
-from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
+from apps.speech.asr.task import SpeechRecognizer
+from apps.speech.tts.task import SpeechSynthesizer
 from apps.speech.transcribe import main as transcribe
 from core.errors import EXIT_ERROR, EXIT_SKIPPED
 from core.models import BackboneConfig
@@ -104,7 +105,7 @@ def test_streaming_skips_short_audio_too(tmp_path, recordings, capsys):
 
 
 def tts_checkpoint(path: Path) -> Path:
-    from apps.speech.tts import TTSConfig
+    from apps.speech.tts.model import TTSConfig
     from core.tokenizers import SpaceTokenizer
 
     tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d"])

@@ -11,11 +11,12 @@ import torch
 
 from apps.speech.audio import write_wav
 from apps.speech.export import main
-from apps.speech.asr import ASRConfig
-from apps.speech.model import SpeechRecognizer, SpeechSynthesizer
-from apps.speech.tts import TTSConfig
-from apps.speech.onnx_asr import OnnxTranscriber
-from apps.speech.onnx_tts import OnnxSynthesizer
+from apps.speech.asr.model import ASRConfig
+from apps.speech.asr.task import SpeechRecognizer
+from apps.speech.tts.task import SpeechSynthesizer
+from apps.speech.tts.model import TTSConfig
+from apps.speech.asr.onnx import OnnxTranscriber
+from apps.speech.tts.onnx import OnnxSynthesizer
 from apps.speech.transcribe import main as transcribe
 from core.models import BackboneConfig
 from core.tokenizers import SpaceTokenizer

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchaudio
 
-from apps.speech.rnnt import prune_bounds, pruned_rnnt_loss, rnnt_loss
+from apps.speech.asr.rnnt import prune_bounds, pruned_rnnt_loss, rnnt_loss
 
 
 def case(seed, b=3, t=9, u=5, v=7):

@@ -3,9 +3,9 @@ final one equals offline greedy decoding of the whole recording, whatever the ch
 import pytest
 import torch
 
-from apps.speech.asr import ASRConfig
-from apps.speech.model import SpeechRecognizer
-from apps.speech.streaming import StreamingTranscriber
+from apps.speech.asr.model import ASRConfig
+from apps.speech.asr.task import SpeechRecognizer
+from apps.speech.asr.streaming import StreamingTranscriber
 from core.models import BackboneConfig
 
 

@@ -9,7 +9,7 @@ import torch
 
 from apps.speech.audio import write_wav
 from apps.speech.data import SpeechDataModule
-from apps.speech.model import SpeechRecognizer
+from apps.speech.asr.task import SpeechRecognizer
 from apps.speech.train import main
 from core.data import DataWarning
 

@@ -7,8 +7,8 @@ import torch
 
 from apps.speech.features import FeatureConfig, LogMel
 from apps.speech.metrics import mel_cepstral_distortion
-from apps.speech.tts import DecoderTTS, TransformerTTS, TTSConfig, guided_attention_loss
-from apps.speech.vocoder import GriffinLimVocoder
+from apps.speech.tts.model import DecoderTTS, TransformerTTS, TTSConfig, guided_attention_loss
+from apps.speech.tts.vocoder import GriffinLimVocoder
 from core.models import BackboneConfig
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from apps.translation.model import TranslationModel
+from apps.translation.task import TranslationModel
 from apps.translation.train import main
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from apps.translation.model import TranslationModel
+from apps.translation.task import TranslationModel
 from apps.translation.train import main
 from apps.translation.translate import main as translate_main
 
@@ -90,7 +90,7 @@ def test_short_fit_lowers_loss_and_checkpoint_translates(cache, tmp_path):
 
     pred = tmp_path / "pred.tsv"
     main(["predict", *tiny_args(cache, tmp_path), "--ckpt_path", ckpt, "--data.predict_path", str(words),
-          "--trainer.callbacks+=apps.translation.model.WriteTranslations", "--trainer.callbacks.path", str(pred)])
+          "--trainer.callbacks+=apps.translation.task.WriteTranslations", "--trainer.callbacks.path", str(pred)])
     rows = pred.read_text().splitlines()
     assert [r.split("\t")[0] for r in rows] == ["hello", "", "world"]
 

@@ -98,8 +98,8 @@ def test_bad_lines_get_an_empty_answer_the_rest_is_translated(ckpt, tmp_path, ca
 
 def asr_checkpoint(path: Path) -> Path:
     """What a user may hand to the wrong command: a speech recognizer's checkpoint, saved as Lightning does."""
-    from apps.speech.asr import ASRConfig
-    from apps.speech.model import SpeechRecognizer
+    from apps.speech.asr.model import ASRConfig
+    from apps.speech.asr.task import SpeechRecognizer
     from core.models import BackboneConfig
 
     layer = dict(d_model=16, n_heads=2, dropout=0.0)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from apps.speech.asr import BLANK
-from apps.speech.decoding import ctc_collapse, transducer_greedy_frames
+from apps.speech.asr.model import BLANK
+from apps.speech.asr.decoding import ctc_collapse, transducer_greedy_frames
 from apps.speech.features import ConvSubsampling
-from apps.speech.model import SpeechRecognizer
+from apps.speech.asr.task import SpeechRecognizer
 from core.errors import UserError
 
 

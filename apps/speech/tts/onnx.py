@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from apps.speech.model import SpeechSynthesizer
-from apps.speech.tts import DecoderTTS, TransformerTTS
+from apps.speech.tts.task import SpeechSynthesizer
+from apps.speech.tts.model import DecoderTTS, TransformerTTS
 from core.export import (
     CONFIG_FILE, DEFAULT_OPSET, StepSession, cross_names, empty_past, evaluating, example_states, export_graph,
     flatten_states, layer_states, open_export, past_name, present_length_axes, stack_layer_states, state_io_names,

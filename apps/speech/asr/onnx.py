@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from apps.speech.asr import BLANK, ASRModel
-from apps.speech.decoding import MAX_SYMBOLS
-from apps.speech.model import SpeechRecognizer
+from apps.speech.asr.model import BLANK, ASRModel
+from apps.speech.asr.decoding import MAX_SYMBOLS
+from apps.speech.asr.task import SpeechRecognizer
 from core.export import (
     CONFIG_FILE, DEFAULT_OPSET, LayerState, StepSession, empty_past, evaluating, example_states, export_graph,
     flatten_states, layer_states, open_export, present_length_axes, scanned_mixers, stack_layer_states,

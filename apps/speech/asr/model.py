@@ -8,10 +8,10 @@
 * **Transducer** (RNN-T, Graves 2012; Transformer-Transducer, Zhang et al. 2020): a prediction
   network, a causal core ``Decoder`` over the labels emitted so far (it starts from BOS), and a
   joint network ``W_o tanh(W_e h_t + W_p g_u)`` giving logits for every (frame t, label prefix u);
-  :func:`apps.speech.rnnt.rnnt_loss` sums over all alignments (a vectorised wavefront, several
+  :func:`apps.speech.asr.rnnt.rnnt_loss` sums over all alignments (a vectorised wavefront, several
   times faster on CPU than ``torchaudio.functional.rnnt_loss``, which the tests compare it with).
   With ``prune_range: S`` the joint runs on S label positions per frame only (pruned RNN-T, Kuang
-  et al. 2022: :func:`apps.speech.rnnt.pruned_rnnt_loss`), the [B, T, U+1, joint] tensor that
+  et al. 2022: :func:`apps.speech.asr.rnnt.pruned_rnnt_loss`), the [B, T, U+1, joint] tensor that
   dominates a transducer's training step shrinks to [B, T, S, joint].
 * **joint**: both heads on one encoder, loss ``(1 - ctc_weight) * transducer + ctc_weight * ctc``
   (the CTC branch regularises the encoder and speeds up early training).
@@ -20,7 +20,7 @@ Any mixer is a config line (``encoder.mixer: mamba``). With ``streaming: true`` 
 causal stack, so every output frame depends only on audio up to it (plus the subsampling's 30 ms
 look-ahead), and recurrent mixers decode with constant memory however long the audio.
 
-Decoding: greedy and beam search for both heads (:mod:`apps.speech.decoding`).
+Decoding: greedy and beam search for both heads (:mod:`apps.speech.asr.decoding`).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apps.speech.rnnt import pruned_rnnt_loss, rnnt_loss
+from apps.speech.asr.rnnt import pruned_rnnt_loss, rnnt_loss
 from apps.speech.features import ConvSubsampling, FeatureConfig, GlobalCMVN, LogMel, SpecAugment
 from core.models import BackboneConfig, Decoder, Encoder
 from core.models.state import DecoderState

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from apps.speech.asr import BLANK, ASRModel
+from apps.speech.asr.model import BLANK, ASRModel
 from core.models.state import DecoderState
 
 #: labels a transducer may emit on one frame before it must move on (greedy and beam)

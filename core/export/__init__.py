@@ -5,7 +5,7 @@ Every step graph names its state with :mod:`core.export.names`, lays it out with
 runs through :class:`StepSession`, which hands ``present*`` outputs back as ``past*`` inputs.
 """
 from core.export.graph import (
-    CONFIG_FILE, DEFAULT_OPSET, check_dynamo, evaluating, export_graph, max_len, new_output_dir, save_program,
+    CONFIG_FILE, DEFAULT_OPSET, check_dynamo, exporting, export_graph, max_len, new_output_dir, save_program,
     write_config,
 )
 from core.export.names import cross_names, is_present, layer_state_names, past_name
@@ -28,7 +28,7 @@ from core.export.runtime import (
 __all__ = [
     "CONFIG_FILE", "DECODER_FILE", "DEFAULT_OPSET", "ENCODER_FILE", "LayerState", "OnnxDecoderLM",
     "OnnxEncoderDecoder", "ScannedMixer", "StepSession", "check_dynamo", "cross_names", "decoder_input_names",
-    "decoder_layer_states", "decoder_output_names", "empty_past", "encoder_output_names", "evaluating",
+    "decoder_layer_states", "decoder_output_names", "empty_past", "encoder_output_names", "exporting",
     "example_states", "export_decoder_lm", "export_encoder_decoder", "export_graph", "export_mixer_step",
     "flatten_states", "is_present", "layer_state_names", "layer_states", "lm_input_names", "lm_output_names",
     "max_len", "new_output_dir", "open_export", "past_feeds", "past_name", "past_states", "present_length_axes",

@@ -19,17 +19,19 @@ writes these graphs for an ASR checkpoint and checks the transcripts against PyT
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from apps.speech.asr.model import BLANK, ASRModel
 from apps.speech.asr.decoding import MAX_SYMBOLS
+from apps.speech.asr.model import BLANK, ASRModel
 from apps.speech.asr.task import SpeechRecognizer
+from apps.speech.features import min_audio_samples
 from core.export import (
-    CONFIG_FILE, DEFAULT_OPSET, LayerState, StepSession, empty_past, evaluating, example_states, export_graph,
+    CONFIG_FILE, DEFAULT_OPSET, LayerState, StepSession, empty_past, exporting, example_states, export_graph,
     flatten_states, layer_states, open_export, present_length_axes, scanned_mixers, stack_layer_states,
     state_io_names, unflatten_states, write_config,
 )
@@ -83,11 +85,13 @@ def export_asr(recognizer: SpeechRecognizer, out_dir: str | Path) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
     batch = torch.export.Dim("batch")
-    samples = torch.export.Dim("samples", min=recognizer.cfg.features.n_fft * 2)
+    features = recognizer.cfg.features
+    # shorter audio gives no encoder frame: transcribe rejects it before it reaches the graph
+    samples = torch.export.Dim("samples", min=max(features.n_fft * 2, min_audio_samples(features)))
     config: dict = {"format": FORMAT, "version": VERSION, "opset": DEFAULT_OPSET, "head": head,
-                    "sample_rate": recognizer.cfg.features.sample_rate,
+                    "sample_rate": features.sample_rate, "features": dataclasses.asdict(features),
                     "symbols": recognizer.tokenizer.symbols, "blank": BLANK, "files": {"encoder": "encoder.onnx"}}
-    with evaluating(model):
+    with exporting(model):
         audio = torch.randn(2, 24000, generator=gen) * 0.1
         with scanned_mixers(model.encoder.stack):  # recurrent mixers as ONNX Scans: any length
             export_graph(EncoderGraph(model, head), (audio, torch.tensor([24000, 17000])), out_dir / "encoder.onnx",

@@ -34,7 +34,7 @@ from torch import nn
 from apps.speech.tts.task import SpeechSynthesizer
 from apps.speech.tts.model import DecoderTTS, TransformerTTS
 from core.export import (
-    CONFIG_FILE, DEFAULT_OPSET, StepSession, cross_names, empty_past, evaluating, example_states, export_graph,
+    CONFIG_FILE, DEFAULT_OPSET, StepSession, cross_names, empty_past, exporting, example_states, export_graph,
     flatten_states, layer_states, open_export, past_name, present_length_axes, stack_layer_states, state_io_names,
     unflatten_states, write_config,
 )
@@ -116,7 +116,7 @@ def export_tts(synth: SpeechSynthesizer, out_dir: str | Path) -> dict:
     past, past_shapes = example_states(layers, b, p, gen, batch, past_len)
     step_out = ["frames", "stop", *state_io_names(layers, "present")]
     axes = present_length_axes(layers)
-    with evaluating(model):
+    with exporting(model):
         if transformer:
             text_len = torch.export.Dim("text_len", min=2)
             phonemes = torch.randint(4, cfg.vocab_size, (b, n), generator=gen)

@@ -27,7 +27,7 @@ from torch import nn
 
 from core.generation import generate_continuous
 from core.models import BackboneConfig, Decoder, Encoder
-from core.nn import TokenEmbedding
+from core.nn import TokenEmbedding, padding_mask
 
 
 @dataclass
@@ -97,7 +97,7 @@ def reduce_frames(mel: torch.Tensor, r: int) -> torch.Tensor:
 def tts_losses(mel_pre, mel_post, stop_logits, mel, mel_lens, r: int, stop_weight: float) -> dict[str, torch.Tensor]:
     """Masked L1 on both spectrograms and the stop flag's BCE, for targets mel [B, T, M] with lengths."""
     t = mel.shape[1]
-    real = torch.arange(t, device=mel.device)[None] < mel_lens[:, None]  # [B, T]
+    real = padding_mask(mel_lens, t)  # [B, T]
     n = real.sum() * mel.shape[2]
     l1 = lambda pred: ((pred[:, :t] - mel).abs() * real[..., None]).sum() / n  # noqa: E731
     steps = stop_logits.shape[1]
@@ -204,7 +204,7 @@ def _pack(text: torch.Tensor, text_lens: torch.Tensor, audio: torch.Tensor):
     b, n, d = text.shape
     s = audio.shape[1]
     x = text.new_zeros(b, n + s, d)
-    x[:, :n] = text * (torch.arange(n, device=text.device)[None, :, None] < text_lens[:, None, None])
+    x[:, :n] = text * padding_mask(text_lens, n)[..., None]
     audio_at = text_lens[:, None] + torch.arange(s, device=text.device)[None]  # [B, S]
     x = x.scatter(1, audio_at[..., None].expand(-1, -1, d), audio)
     return x, audio_at
@@ -222,7 +222,7 @@ class TransformerTTS(_Synthesizer, nn.Module):
         self.heads = _FrameHeads(cfg, d)
 
     def encode(self, phonemes, phoneme_lens):
-        mask = torch.arange(phonemes.shape[1], device=phonemes.device)[None] < phoneme_lens[:, None]
+        mask = padding_mask(phoneme_lens, phonemes.shape[1])
         memory = self.encoder(self.embed(phonemes), mask=mask)
         return self.decoder.memory_states(memory, mask), mask
 
@@ -255,6 +255,5 @@ def guided_attention_loss(weights, text_lens, steps, sigma: float) -> torch.Tens
     tt = torch.arange(t, device=weights.device)[None, :, None] / steps[:, None, None]
     nn_ = torch.arange(n, device=weights.device)[None, None, :] / text_lens[:, None, None]
     penalty = 1 - torch.exp(-((nn_ - tt) ** 2) / (2 * sigma**2))  # [B, T, N]
-    real = (torch.arange(t, device=weights.device)[None, :, None] < steps[:, None, None]) & \
-        (torch.arange(n, device=weights.device)[None, None, :] < text_lens[:, None, None])
+    real = padding_mask(steps, t)[:, :, None] & padding_mask(text_lens, n)[:, None, :]
     return (weights * (penalty * real)[:, None]).sum() / (real.sum() * weights.shape[1])

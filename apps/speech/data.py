@@ -121,7 +121,7 @@ class SpeechDataModule(L.LightningDataModule):
         if split not in self._utterances:
             path = self.path(split)
             if path is None:
-                raise ValueError(f"no {split} corpus: set data.{split}")
+                raise UserError(f"no {split} corpus: set data.{split}")
             utterances, report = read_corpus(path)
             kept = validate(utterances, report, SAMPLE_RATE, self.max_seconds, TEXT_ALPHABET)
             self._utterances[split] = kept[: self.limits[split]]

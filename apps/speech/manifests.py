@@ -25,6 +25,7 @@ from pathlib import Path
 
 from apps.speech.audio import SAMPLE_RATE, AudioError, audio_info
 from apps.speech.features import FeatureConfig, min_audio_samples
+from core.errors import DataError
 from core.data import SkipReport, delimited_rows, jsonl_rows, text_lines
 
 DURATION_TOLERANCE = 0.1  # seconds a manifest's duration may differ from the file's real duration
@@ -125,6 +126,8 @@ def read_librispeech(folder: str | Path) -> tuple[list[Utterance], SkipReport]:
 def read_corpus(path: str | Path, format: str = "auto") -> tuple[list[Utterance], SkipReport]:
     """Read ``path`` as ``format`` ("jsonl", "ljspeech", "librispeech"), or guess it with "auto"."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
     if format == "auto":
         if path.is_file() and path.suffix == ".jsonl":
             format = "jsonl"
@@ -133,13 +136,13 @@ def read_corpus(path: str | Path, format: str = "auto") -> tuple[list[Utterance]
         elif path.is_dir() and next(path.glob("*/*/*.trans.txt"), None) is not None:
             format = "librispeech"
         else:
-            raise ValueError(
+            raise DataError(
                 f"cannot tell the format of {path}: expected a .jsonl manifest, a folder with metadata.csv "
                 "(LJSpeech) or a LibriSpeech tree (<speaker>/<chapter>/*.trans.txt)"
             )
     readers = {"jsonl": read_jsonl_manifest, "ljspeech": read_ljspeech, "librispeech": read_librispeech}
     if format not in readers:
-        raise ValueError(f"unknown speech corpus format {format!r}; expected one of {sorted(readers)} or 'auto'")
+        raise DataError(f"unknown speech corpus format {format!r}; expected one of {sorted(readers)} or 'auto'")
     return readers[format](path)
 
 

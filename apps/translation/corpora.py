@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import entry_point
+from core.errors import DataError, entry_point
 from core.data import SPLITS, SWORD_PATH, clean_osis, default_cache_dir, installed_module, read_sword_verses, split_of
 from core.tokenizers import atomic_write_text
 
@@ -181,7 +181,7 @@ def build_bible_corpus(
         lines.append(json.dumps({"ref": ref, "es": es, "en": en}, ensure_ascii=False))
     counts["only in one text"] += sum(1 for ref in en_raw if ref not in es_raw)
     if not lines:
-        raise ValueError(f"no aligned verses between {spanish} and {english}")
+        raise DataError(f"no aligned verses between {spanish} and {english}")
     atomic_write_text(path, "\n".join(lines) + "\n")
     build.written = len(lines)
     build.counts = counts

@@ -50,6 +50,7 @@ from apps.translation.formats import (
     read_sources,
     read_tsv,
 )
+from core.errors import UserError
 from core.data import BatchDataset, DataWarning, SkipReport, batch_loader
 from core.data.reports import SHOWN_LINES
 from core.tokenizers import (
@@ -124,23 +125,23 @@ class TranslationDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if corpus not in CORPORA:
-            raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
+            raise UserError(f"corpus must be one of {CORPORA}, got {corpus!r}")
         if format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+            raise UserError(f"format must be one of {FORMATS}, got {format!r}")
         for kind in (src_tokenizer, tgt_tokenizer):
             if kind not in tokenizer_kinds() and not kind.startswith("hf:"):
-                raise ValueError(f"tokenizer kind must be one of {tokenizer_kinds()} or hf:<dir>, got {kind!r}")
+                raise UserError(f"tokenizer kind must be one of {tokenizer_kinds()} or hf:<dir>, got {kind!r}")
         if shared_vocab and src_tokenizer != tgt_tokenizer:
-            raise ValueError(f"shared_vocab needs one tokenizer kind, got {src_tokenizer!r} and {tgt_tokenizer!r}")
+            raise UserError(f"shared_vocab needs one tokenizer kind, got {src_tokenizer!r} and {tgt_tokenizer!r}")
         if max_len < 1 or max_tokens < 2 * max_len + 3:
-            raise ValueError(
+            raise UserError(
                 f"max_tokens={max_tokens} must hold one record of max_len={max_len} "
                 f"(source + EOS and BOS + target + EOS: {2 * max_len + 3})"
             )
         if train_limit is not None and train_limit < 1:
-            raise ValueError(f"train_limit must be positive or None, got {train_limit}")
+            raise UserError(f"train_limit must be positive or None, got {train_limit}")
         if corpus == "files" and not (train_path or valid_path or test_path or predict_path):
-            raise ValueError('corpus="files" needs at least one of train_path, valid_path, test_path, predict_path')
+            raise UserError('corpus="files" needs at least one of train_path, valid_path, test_path, predict_path')
         self.save_hyperparameters()
         self.corpus = corpus
         self.paths = {"train": train_path, "valid": valid_path, "test": test_path}
@@ -219,7 +220,7 @@ class TranslationDataModule(L.LightningDataModule):
             return {"name": "bible_es_en", "file": stat(self._bible_path()), "langs": self._bible_langs()}
         path = self.paths["train"]
         if path is None:
-            raise ValueError('corpus="files" needs train_path to train tokenizers (or load them from a checkpoint)')
+            raise UserError('corpus="files" needs train_path to train tokenizers (or load them from a checkpoint)')
         fmt = detect_format(path, self.format, self.src_lang, self.tgt_lang)
         files = [Path(f"{path}.{lang}") for lang in (self.src_lang, self.tgt_lang)] if fmt == "moses" else [Path(path)]
         missing = [f for f in files if not f.exists()]
@@ -268,7 +269,7 @@ class TranslationDataModule(L.LightningDataModule):
         if (self.src_lang, self.tgt_lang) == ("src", "tgt"):
             return "es", "en"
         if {self.src_lang, self.tgt_lang} != {"es", "en"}:
-            raise ValueError(f'bible_es_en needs src_lang/tgt_lang "es"/"en", got {self.src_lang!r}/{self.tgt_lang!r}')
+            raise UserError(f'bible_es_en needs src_lang/tgt_lang "es"/"en", got {self.src_lang!r}/{self.tgt_lang!r}')
         return self.src_lang, self.tgt_lang
 
     def has_split(self, split: str) -> bool:
@@ -281,7 +282,7 @@ class TranslationDataModule(L.LightningDataModule):
             if self.corpus == "files":
                 path = self.paths[split]
                 if path is None:
-                    raise ValueError(f'corpus="files" has no {split}_path set')
+                    raise UserError(f'corpus="files" has no {split}_path set')
                 records, report = read_parallel(path, self.format, self.src_lang, self.tgt_lang, limit)
                 report.require(len(records))
             elif self.corpus == "cmudict":
@@ -336,7 +337,7 @@ class TranslationDataModule(L.LightningDataModule):
     def _encode_predict(self) -> EncodedSplit:
         if "predict" not in self._encoded:
             if self.predict_path is None:
-                raise ValueError("set predict_path (one source per line) to predict")
+                raise UserError("set predict_path (one source per line) to predict")
             sources = read_sources(self.predict_path)
             ids = self.src_tokenizer_obj.encode_batch(sources)
             too_long = [i + 1 for i, s in enumerate(ids) if len(s) > self.max_len]

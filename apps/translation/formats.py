@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import DataError
 from core.data import DataWarning, SkipReport, delimited_rows, jsonl_rows, read_lines
 
 FORMATS = ("auto", "tsv", "moses", "jsonl")
@@ -75,7 +76,7 @@ def read_moses(
     src_path, tgt_path = Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
     src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
     if len(src_lines) != len(tgt_lines):
-        raise ValueError(
+        raise DataError(
             f"misaligned Moses files: {src_path} has {len(src_lines)} lines but {tgt_path} has {len(tgt_lines)}"
         )
     origin = f"{prefix}.{{{src_lang},{tgt_lang}}}"
@@ -138,7 +139,7 @@ def detect_format(path: str, format: str, src_lang: str, tgt_lang: str) -> str:
         return "moses"
     if not Path(path).exists():
         raise FileNotFoundError(f"file not found: {path} (nor Moses files {path}.{src_lang} / {path}.{tgt_lang})")
-    raise ValueError(f"cannot tell the format of {path}; set format to one of tsv, moses, jsonl")
+    raise DataError(f"cannot tell the format of {path}; set format to one of tsv, moses, jsonl")
 
 
 def read_parallel(

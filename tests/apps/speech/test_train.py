@@ -79,3 +79,11 @@ def test_bad_utterances_are_skipped_with_one_warning(tmp_path):
     manifest.write_text(json.dumps(rows[1]) + "\n")
     with pytest.raises(ValueError, match="train.jsonl: no usable records"):
         SpeechDataModule(train=str(manifest)).examples("train")
+
+
+def test_missing_manifest_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--config", "apps/speech/configs/asr_tiny.yaml", "--data.init_args.train",
+              str(tmp_path / "nothere.jsonl"), "--trainer.default_root_dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1] == f"error: file not found: {tmp_path / 'nothere.jsonl'}"

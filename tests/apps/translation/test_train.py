@@ -161,3 +161,11 @@ def test_decoder_mixer_is_one_config_line(mixer, cache, tmp_path):
     assert cli.trainer.global_step == 2
     names = {type(layer.mixer).__name__ for layer in cli.model.model.decoder.stack.layers}
     assert "MultiScaleRetention" in names
+
+
+def test_missing_training_file_is_one_line(cache, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *tiny_args(cache, tmp_path), "--data.corpus", "files", "--data.train_path",
+              str(tmp_path / "nothere.tsv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1] == f"error: file not found: {tmp_path / 'nothere.tsv'}"

@@ -68,7 +68,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
 def test_checkpoint_io_refuses_pickled_code(tmp_path):
     io = AtomicCheckpointIO()
     io.save_checkpoint({"state_dict": {"w": torch.ones(1)}}, tmp_path / "ok.ckpt")
-    assert io.load_checkpoint(tmp_path / "ok.ckpt")["state_dict"]["w"].item() == 1.0
+    assert io.load_checkpoint(tmp_path / "ok.ckpt")["state_dict"]["w"].item() == pytest.approx(1.0)
     torch.save({"obj": _Evil()}, tmp_path / "evil.ckpt")
     with pytest.raises(Exception):
         io.load_checkpoint(tmp_path / "evil.ckpt")

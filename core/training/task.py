@@ -135,7 +135,8 @@ class BaseTask(L.LightningModule):
         raise NotImplementedError
 
     def configure_metrics(self) -> Mapping[str, Metric] | None:
-        """Evaluation metrics by name (cloned for val and test); None: losses only."""
+        """Evaluation metrics by name (cloned for val and test); None: losses only. Called from
+        ``BaseTask.__init__``: set what it reads before calling ``super().__init__()``."""
         return None
 
     def update_metrics(self, metrics: MetricCollection, batch, stage: str) -> bool:

@@ -26,16 +26,7 @@ from sacrebleu.metrics import BLEU, CHRF
 from sacrebleu.metrics.base import Metric as SacreMetric
 from torchmetrics import Metric
 
-
-def edit_distance(a: Sequence[str], b: Sequence[str]) -> int:
-    """Levenshtein distance between two symbol sequences (unit costs), in O(len(b)) memory."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        current = [i]
-        for j, y in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
+from core.metrics import edit_distance
 
 
 def _check(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:

@@ -8,10 +8,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: demo test bench lint clean deps
 
-# Debian packages the project needs: the Spanish/English Bible corpus (SWORD modules) and the speech
-# corpus (espeak-ng). Installed when this machine allows (root + apt-get); otherwise the one
-# install line is printed once and the tests that need them skip, naming it.
-APT_PACKAGES := sword-text-sparv sword-text-web espeak-ng
+# Debian packages the project needs: the Spanish/English Bible corpus (SWORD modules), the speech
+# corpus (espeak-ng) and Cairo, which rasterises engraved scores (vision). Installed when this
+# machine allows (root + apt-get); otherwise the one install line is printed once and the tests
+# that need them skip, naming it.
+APT_PACKAGES := sword-text-sparv sword-text-web espeak-ng libcairo2
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,0 +1,124 @@
+"""OMR model and task: cached decoding equals the full forward, padding never changes an image's
+transcription, the data module validates manifests, every config trains through the CLI."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from apps.vision.omr.data import OMRDataModule
+from apps.vision.omr.model import OMRConfig, OMRModel
+from apps.vision.omr.task import OMRTask
+from apps.vision.train import main
+from core.data import DataWarning
+from core.errors import UserError
+from core.models import BackboneConfig
+
+CONFIGS = sorted(Path("apps/vision/configs").glob("*.yaml"))
+LAYER = dict(d_model=32, n_heads=2, dropout=0.0)
+
+
+def tiny(trunk="patch", mixer="attention", encoder=None) -> OMRModel:
+    torch.manual_seed(0)
+    cfg = OMRConfig(vocab_size=40, trunk=trunk, patch=8, encoder=encoder,
+                    decoder=BackboneConfig(n_layers=2, mixer=mixer, position="rope" if mixer == "attention" else "none",
+                                           **LAYER))
+    return OMRModel(cfg).eval()
+
+
+@pytest.mark.parametrize("trunk,mixer", [("patch", "attention"), ("patch", "gla"), ("resnet", "attention")])
+def test_cached_decoding_equals_full_forward(trunk, mixer):
+    model = tiny(trunk, mixer)
+    images, sizes = torch.rand(2, 1, 48, 64), torch.tensor([[48, 64], [32, 40]])
+    tgt = torch.randint(4, 40, (2, 6))
+    tgt[:, 0] = model.bos_id
+    with torch.no_grad():
+        full = model(images, sizes, tgt)
+        state = model.start(images, sizes)
+        steps = []
+        for t in range(tgt.shape[1]):
+            logits, state = model.step(tgt[:, t:t + 1], state)
+            steps.append(logits)
+    torch.testing.assert_close(torch.cat(steps, 1), full, rtol=1e-4, atol=1e-4)
+
+
+def test_padding_never_changes_an_image():
+    """The patch trunk is local, and padded grid cells are masked out of the cross-attention."""
+    model = tiny("patch", encoder=BackboneConfig(n_layers=1, **LAYER))
+    small = torch.rand(1, 1, 24, 40)
+    batch = torch.zeros(2, 1, 48, 64)
+    batch[0, :, :24, :40] = small[0]
+    batch[1] = torch.rand(1, 48, 64)
+    tgt = torch.randint(4, 40, (1, 5))
+    with torch.no_grad():
+        alone = model(small, torch.tensor([[24, 40]]), tgt)
+        padded = model(batch, torch.tensor([[24, 40], [48, 64]]), tgt.expand(2, -1))[:1]
+    torch.testing.assert_close(padded, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(UserError, match="trunk="):
+        OMRConfig(trunk="vgg")
+    with pytest.raises(UserError, match="additive 2-D scheme"):
+        OMRConfig(position="rope_2d")
+
+
+def write_manifest(tmp_path, rows) -> Path:
+    Image.fromarray(np.full((20, 30), 255, np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_data_module_skips_bad_records_and_names_the_file(tmp_path):
+    kern = "**kern\n4c\n*-\n"
+    rows = [{"image": "ok.png", "kern": kern}, {"image": "ok.png", "transcript": kern},
+            {"image": "missing.png", "kern": kern}, {"image": "broken.png", "kern": kern},
+            {"image": "ok.png", "kern": "4c"}, {"image": "ok.png"}, "not json"]
+    dm = OMRDataModule(train=str(write_manifest(tmp_path, rows)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        examples = dm.examples("train")
+    assert len(examples) == 2 and examples[0].ids[0] == 1 and examples[0].ids[-1] == 2  # BOS ... EOS
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(messages) == 1 and "train.jsonl" in messages[0] and "skipped 5 of 7" in messages[0]
+    for reason in ("missing image", "unreadable image", "not **kern", "missing key", "invalid JSON"):
+        assert reason in messages[0]
+    bad = write_manifest(tmp_path, [{"image": "missing.png", "kern": kern}])
+    with pytest.raises(UserError, match="train.jsonl: no usable records"):
+        OMRDataModule(train=str(bad)).examples("train")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """Three engraved chorales, built once for the module (what the bundled builder writes)."""
+    from apps.vision.omr.corpus import build_omr_corpus
+
+    out = tmp_path_factory.mktemp("omr") / "corpus"
+    build_omr_corpus(out, measures=2, limit=3, jobs=1, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_config_runs_fast_dev_run(config, corpus, tmp_path):
+    cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run", "1", "--data.init_args.corpus_dir",
+                str(corpus), "--data.init_args.max_batch", "2", "--trainer.default_root_dir", str(tmp_path)])
+    assert cli.trainer.state.finished and cli.trainer.global_step == 1
+
+
+def test_fit_checkpoint_transcribes(corpus, tmp_path):
+    cli = main(["fit", "--config", "apps/vision/configs/omr_tiny.yaml", "--data.init_args.corpus_dir", str(corpus),
+                "--trainer.default_root_dir", str(tmp_path)])
+    logged = cli.trainer.logged_metrics
+    assert {"val/ser", "val/cer", "val/ler", "val/engravable"} <= set(logged)
+    assert 0.0 <= float(logged["val/engravable"]) <= 100.0
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    task = OMRTask.from_checkpoint(ckpt)
+    batch = next(iter(cli.datamodule.val_dataloader()))
+    texts = task.transcribe(batch["images"], batch["sizes"])
+    assert len(texts) == len(batch["kern"]) and all(isinstance(t, str) and t.endswith("\n") for t in texts)
+    assert task.tokenizer.vocab_size == cli.datamodule.vocab_size

@@ -21,12 +21,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from apps.vision.augment import Augment, AugmentConfig
 from apps.vision.omr.corpus import build_omr_corpus
 from apps.vision.omr.kern import tokenize
 from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, pad, read_jsonl
 from core.data.reports import SkipReport
 from core.errors import UserError
 from core.tokenizers import SpaceTokenizer, tokenizer_from_json
+from core.training import as_config
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -55,8 +57,10 @@ class Example:
     width: int
 
 
-def collate(examples: list[Example], scale: float = 1.0) -> dict[str, Any]:
+def collate(examples: list[Example], scale: float = 1.0, augment: Augment | None = None) -> dict[str, Any]:
     images = [to_ink(read_image(e.image), scale) for e in examples]
+    if augment is not None:
+        images = [augment(img) for img in images]
     sizes = torch.tensor([img.shape[1:] for img in images])
     batch = torch.zeros(len(images), 1, int(sizes[:, 0].max()), int(sizes[:, 1].max()))
     for row, img in zip(batch, images):
@@ -70,10 +74,12 @@ class OMRDataModule(L.LightningDataModule):
                  test: str | None = None, measures: int = 3, build_limit: int | None = None,
                  max_pixels: int = 6_000_000, max_batch: int = 16, image_scale: float = 0.5,
                  max_tokens: int = 2000, train_limit: int | None = None, eval_limit: int | None = None,
-                 num_workers: int = 0, seed: int = 0):
+                 augment: AugmentConfig | None = None, num_workers: int = 0, seed: int = 0):
         """``train/valid/test``: manifests of your own; left out, the bundled corpus in ``corpus_dir``
         (default ``<cache>/vision/omr-<measures>``, built from the first ``build_limit`` scores on first
-        use). ``max_pixels``: batch size x its largest image's pixels (after ``image_scale``)."""
+        use). ``max_pixels``: batch size x its largest image's pixels (after ``image_scale``).
+        ``augment``: distortions of training images (scan and camera-like, :mod:`apps.vision.augment`);
+        None: clean engravings."""
         super().__init__()
         if image_scale <= 0:
             raise UserError(f"image_scale must be positive, got {image_scale}")
@@ -82,6 +88,7 @@ class OMRDataModule(L.LightningDataModule):
         self.corpus_dir = Path(corpus_dir) if corpus_dir else bundled
         self.paths = {"train": train, "valid": valid, "test": test}
         self.tokenizer: SpaceTokenizer | None = None
+        self.augment = Augment(as_config(AugmentConfig, augment)) if augment is not None else None
         self._valid: dict[str, list[tuple[Path, str, int, int]]] = {}
         self._examples: dict[str, list[Example]] = {}
 
@@ -172,8 +179,8 @@ class OMRDataModule(L.LightningDataModule):
         batches = cost_batches([e.height * e.width for e in examples], self.hparams.max_pixels,
                                self.hparams.max_batch, seed=self.hparams.seed if shuffle else None,
                                option="max_pixels")
-        scale = self.hparams.image_scale
-        dataset = BatchDataset(examples, batches, lambda items: collate(items, scale))
+        scale, augment = self.hparams.image_scale, self.augment if shuffle else None
+        dataset = BatchDataset(examples, batches, lambda items: collate(items, scale, augment))
         return batch_loader(dataset, shuffle, self.hparams.seed, self.hparams.num_workers)
 
     def train_dataloader(self):

@@ -122,3 +122,25 @@ def test_fit_checkpoint_transcribes(corpus, tmp_path):
     texts = task.transcribe(batch["images"], batch["sizes"])
     assert len(texts) == len(batch["kern"]) and all(isinstance(t, str) and t.endswith("\n") for t in texts)
     assert task.tokenizer.vocab_size == cli.datamodule.vocab_size
+
+
+def test_augmentations_distort_training_images_only(corpus):
+    from apps.vision.augment import Augment, AugmentConfig
+
+    torch.manual_seed(0)
+    clean = torch.zeros(1, 60, 200)
+    clean[:, 20:22, :] = 1.0  # a staff line
+    out = Augment(AugmentConfig(p=1.0))(clean)
+    assert out.shape == clean.shape and 0.0 <= out.min() and out.max() <= 1.0
+    assert (out - clean).abs().mean() > 0.01
+    plain = Augment(AugmentConfig(p=0.0))(clean)
+    torch.testing.assert_close(plain, clean)
+    dm = OMRDataModule(corpus_dir=str(corpus), augment=AugmentConfig(p=1.0), max_batch=2)
+    train, valid = next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))
+    ref = OMRDataModule(corpus_dir=str(corpus), max_batch=2)
+    torch.testing.assert_close(next(iter(ref.val_dataloader()))["images"], valid["images"])  # evaluation: clean
+    from apps.vision.omr.data import read_image, to_ink
+
+    first = to_ink(read_image(Path(train["paths"][0])), dm.hparams.image_scale)
+    seen = train["images"][0, :, : first.shape[1], : first.shape[2]]
+    assert (seen - first).abs().mean() > 0.01  # training images are distorted

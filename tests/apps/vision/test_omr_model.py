@@ -144,3 +144,27 @@ def test_augmentations_distort_training_images_only(corpus):
     first = to_ink(read_image(Path(train["paths"][0])), dm.hparams.image_scale)
     seen = train["images"][0, :, : first.shape[1], : first.shape[2]]
     assert (seen - first).abs().mean() > 0.01  # training images are distorted
+
+
+def test_transcribe_command_keeps_order_and_reports_bad_images(corpus, tmp_path, capsys):
+    from apps.vision.transcribe import main as transcribe
+
+    cli = main(["fit", "--config", "apps/vision/configs/omr_tiny.yaml", "--data.init_args.corpus_dir", str(corpus),
+                "--trainer.default_root_dir", str(tmp_path / "run")])
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    good = sorted((corpus / "images").glob("*.png"))[:2]
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    inputs = [good[0], tmp_path / "missing.png", tmp_path / "broken.png", good[1]]
+    capsys.readouterr()
+    status = transcribe(["--checkpoint", ckpt, *map(str, inputs), "--render", str(tmp_path / "render"),
+                         "--musicxml", str(tmp_path / "xml"), "--output", str(tmp_path / "out.krn")])
+    assert status == 1  # something was skipped
+    out = (tmp_path / "out.krn").read_text()
+    assert [line for line in out.splitlines() if line.startswith("!!!image:")] == [f"!!!image: {p}" for p in inputs]
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "broken.png: unreadable image" in err
+    rendered = np.asarray(Image.open(tmp_path / "render" / f"{good[0].stem}.png"))
+    assert rendered.shape[0] > np.asarray(Image.open(good[0])).shape[0]  # the input, and more below it
+    with pytest.raises(SystemExit) as exit_:
+        transcribe(["--checkpoint", str(tmp_path / "none.ckpt"), str(good[0])])
+    assert exit_.value.code == 2 and "none.ckpt" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
     python -m apps.vision.transcribe --checkpoint CKPT system.png [more.png ...] [--beam 5]
            [--render DIR] [--musicxml DIR] [--output FILE]
+    python -m apps.vision.transcribe --onnx DIR system.png ...      (an apps.vision.export folder)
 
 Prints one **kern block per image, in input order, each opened by a ``!!!image: PATH`` reference
 record, so the whole output is still valid Humdrum. ``--render DIR`` writes ``DIR/<name>.png``: the
@@ -52,7 +53,9 @@ def to_musicxml(kern: str, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", help="PNG/JPEG images of one system each")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by apps.vision.train (OMR)")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="checkpoint written by apps.vision.train (OMR)")
+    model.add_argument("--onnx", help="folder written by apps.vision.export (onnxruntime, no PyTorch model)")
     p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
     p.add_argument("--max-len", type=int, default=1500, help="most tokens per transcription")
     p.add_argument("--render", help="folder for input-above-prediction PNGs")
@@ -61,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.beam < 1:
         raise UserError(f"--beam must be at least 1, got {a.beam}")
-    task = OMRTask.from_checkpoint(a.checkpoint)
-    scale = load_checkpoint(a.checkpoint).get("datamodule_hyper_parameters", {}).get("image_scale", 1.0)
+    if a.onnx:
+        from apps.vision.omr.onnx import OnnxOMR
+
+        model = OnnxOMR(a.onnx)
+        scale = model.image_scale
+    else:
+        model = OMRTask.from_checkpoint(a.checkpoint)
+        scale = load_checkpoint(a.checkpoint).get("datamodule_hyper_parameters", {}).get("image_scale", 1.0)
     cfg = GenerationConfig(strategy="beam" if a.beam > 1 else "greedy", beam_size=a.beam, max_len=a.max_len)
     blocks, skipped = [], 0
     for path in map(Path, a.images):
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ink = to_ink(image, scale)[None]
         with torch.no_grad():
-            kern = task.transcribe(ink, torch.tensor([ink.shape[2:]]), cfg)[0]
+            kern = model.transcribe(ink, torch.tensor([ink.shape[2:]]), cfg)[0]
         blocks.append(f"!!!image: {path}\n{kern}")
         if a.render or a.musicxml:
             skipped += not export_views(path, image, kern, a.render, a.musicxml)

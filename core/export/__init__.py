@@ -15,7 +15,7 @@ from core.export.states import (
 )
 from core.export.onnx_seq2seq import (
     DECODER_FILE, ENCODER_FILE, decoder_input_names, decoder_layer_states, decoder_output_names,
-    encoder_output_names, export_encoder_decoder,
+    encoder_output_names, export_encoder_decoder, SourceSpec, token_source,
 )
 from core.export.onnx_decoder import export_decoder_lm, lm_input_names, lm_output_names
 from core.export.onnx_mixer import export_mixer_step
@@ -27,11 +27,11 @@ from core.export.runtime import (
 
 __all__ = [
     "CONFIG_FILE", "DECODER_FILE", "DEFAULT_OPSET", "ENCODER_FILE", "LayerState", "OnnxDecoderLM",
-    "OnnxEncoderDecoder", "ScannedMixer", "StepSession", "check_dynamo", "cross_names", "decoder_input_names",
+    "OnnxEncoderDecoder", "ScannedMixer", "SourceSpec", "StepSession", "check_dynamo", "cross_names", "decoder_input_names",
     "decoder_layer_states", "decoder_output_names", "empty_past", "encoder_output_names", "exporting",
     "example_states", "export_decoder_lm", "export_encoder_decoder", "export_graph", "export_mixer_step",
     "flatten_states", "is_present", "layer_state_names", "layer_states", "lm_input_names", "lm_output_names",
     "max_len", "new_output_dir", "open_export", "past_feeds", "past_name", "past_states", "present_length_axes",
-    "read_config", "save_program", "scanned_mixers", "stack_layer_states", "state_io_names", "unflatten_states",
+    "read_config", "save_program", "scanned_mixers", "stack_layer_states", "state_io_names", "token_source", "unflatten_states",
     "write_config",
 ]

@@ -180,20 +180,26 @@ class OnnxEncoderDecoder(_Decoding):
         self.encoder, self.decoder = sessions["encoder"], sessions["decoder"]
         self.pad_id: int = self.config["pad_id"]
         self._enc_out = self.config["encoder_outputs"]
+        self._enc_types = {i.name: i.type for i in self.encoder.get_inputs()}
         self._setup(self.decoder)
 
-    def encode(self, src_ids) -> dict[str, torch.Tensor]:
-        """All encoder outputs by name (``memory``, ``memory_mask``, ``present.{i}.encoder.*``)."""
-        src = _as_int64(src_ids)
+    def encode(self, *source) -> dict[str, torch.Tensor]:
+        """All encoder outputs by name (``memory``, ``memory_mask``, ``present.{i}.encoder.*``) for
+        the encoder's inputs in the order of ``config["encoder_inputs"]`` (``src_ids`` [B, S], or
+        e.g. ``images``, ``sizes``)."""
+        names = self.config["encoder_inputs"]
+        if len(source) != len(names):
+            raise ValueError(f"the encoder reads {names}, got {len(source)} input(s)")
+        feed = {name: _as_type(x, self._enc_types[name]) for name, x in zip(names, source)}
         limit = self.config.get("max_src_len")
-        if limit is not None and src.shape[1] > limit:
-            raise ValueError(f"source of length {src.shape[1]} exceeds max_len={limit}")
-        outs = self.encoder.run(self._enc_out, {"src_ids": src})
+        if limit is not None and "src_ids" in feed and feed["src_ids"].shape[1] > limit:
+            raise ValueError(f"source of length {feed['src_ids'].shape[1]} exceeds max_len={limit}")
+        outs = self.encoder.run(self._enc_out, feed)
         return {name: torch.from_numpy(a) for name, a in zip(self._enc_out, outs)}
 
-    def start(self, src_ids) -> DecoderState:
+    def start(self, *source) -> DecoderState:
         """Encode once; empty self-states plus the encoder keys/values and source mask."""
-        enc = self.encode(src_ids)
+        enc = self.encode(*source)
         mask = enc["memory_mask"]
         memory = []
         for i in range(self.n_layers):
@@ -208,10 +214,12 @@ class OnnxEncoderDecoder(_Decoding):
             feed[key], feed[value] = _np(m["key"]), _np(m["value"])
         return feed
 
-    def generate(self, src_ids, cfg: GenerationConfig | None = None,
+    def generate(self, source, cfg: GenerationConfig | None = None,
                  allowed_tokens: AllowedTokens | None = None) -> list[list[Hypothesis]]:
-        """Encode ``src_ids`` [B, S] (padded with ``pad_id``) and search: one hypothesis list per row."""
-        return generate(self, self.start(src_ids), cfg or self.generation_config(), allowed_tokens)
+        """Encode ``source`` (``src_ids`` [B, S] padded with ``pad_id``, or a tuple of the encoder's
+        inputs) and search: one hypothesis list per row."""
+        source = source if isinstance(source, tuple) else (source,)
+        return generate(self, self.start(*source), cfg or self.generation_config(), allowed_tokens)
 
 
 class OnnxDecoderLM(_Decoding):
@@ -260,6 +268,16 @@ def _as_int64(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return np.ascontiguousarray(x, dtype=np.int64)
+
+
+_ORT_TO_NUMPY_ANY = {**_ORT_TO_NUMPY, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def _as_type(x, ort_type: str) -> np.ndarray:
+    """``x`` (tensor or array) as the contiguous numpy array a graph input of ``ort_type`` takes."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=_ORT_TO_NUMPY_ANY[ort_type])
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

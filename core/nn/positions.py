@@ -150,9 +150,10 @@ def alibi_slopes(n_heads: int) -> torch.Tensor:
 def grid_coordinates(grid: tuple[int, int], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column index [H * W] of each patch in row-major order (the order of
     :class:`core.nn.patches.PatchEmbed2d`'s output)."""
-    h, w = grid
-    idx = torch.arange(h * w, device=device)
-    return idx // w, idx % w
+    h, w = grid  # broadcast, not ``idx // w, idx % w``: symbolic sizes export without a remainder op
+    rows = torch.arange(h, device=device)[:, None].expand(h, w)
+    cols = torch.arange(w, device=device)[None, :].expand(h, w)
+    return rows.reshape(-1), cols.reshape(-1)
 
 
 def sinusoidal_table_2d(grid: tuple[int, int], dim: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from apps.vision.batching import pad_images
 from apps.vision.augment import Augment, AugmentConfig
 from apps.vision.omr.corpus import build_omr_corpus
 from apps.vision.omr.kern import tokenize
@@ -61,10 +62,7 @@ def collate(examples: list[Example], scale: float = 1.0, augment: Augment | None
     images = [to_ink(read_image(e.image), scale) for e in examples]
     if augment is not None:
         images = [augment(img) for img in images]
-    sizes = torch.tensor([img.shape[1:] for img in images])
-    batch = torch.zeros(len(images), 1, int(sizes[:, 0].max()), int(sizes[:, 1].max()))
-    for row, img in zip(batch, images):
-        row[:, : img.shape[1], : img.shape[2]] = img
+    batch, sizes = pad_images(images)
     return {"images": batch, "sizes": sizes, "tgt_ids": pad([e.ids for e in examples]),
             "kern": [e.kern for e in examples], "paths": [str(e.image) for e in examples]}
 

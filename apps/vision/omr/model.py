@@ -129,9 +129,13 @@ class OMRModel(nn.Module):
         if cfg.tie_output:
             self.head.weight = self.embed.weight
 
+    def encode(self, images: torch.Tensor, sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(memory [B, h*w, D], mask [B, h*w]): the source side, as core.export reads it."""
+        return self.image_encoder(images, sizes)
+
     def features(self, images: torch.Tensor, sizes: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced decoder states [B, T, D] (``tgt_in`` starts with BOS)."""
-        memory, mask = self.image_encoder(images, sizes)
+        memory, mask = self.encode(images, sizes)
         return self.decoder(self.embed(tgt_in), memory=self.decoder.memory_states(memory, mask),
                             real=tgt_in != self.pad_id)[0]
 
@@ -139,7 +143,7 @@ class OMRModel(nn.Module):
         return self.head(self.features(images, sizes, tgt_in))
 
     def start(self, images: torch.Tensor, sizes: torch.Tensor) -> DecoderState:
-        memory, mask = self.image_encoder(images, sizes)
+        memory, mask = self.encode(images, sizes)
         return self.decoder.init_state(images.shape[0], memory.device, memory.dtype,
                                        self.decoder.memory_states(memory, mask))
 

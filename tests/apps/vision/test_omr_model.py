@@ -17,7 +17,7 @@ from core.data import DataWarning
 from core.errors import UserError
 from core.models import BackboneConfig
 
-CONFIGS = sorted(Path("apps/vision/configs").glob("*.yaml"))
+CONFIGS = sorted(Path("apps/vision/configs").glob("omr*.yaml"))
 LAYER = dict(d_model=32, n_heads=2, dropout=0.0)
 
 
@@ -93,16 +93,6 @@ def test_data_module_skips_bad_records_and_names_the_file(tmp_path):
         OMRDataModule(train=str(bad)).examples("train")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    """Three engraved chorales, built once for the module (what the bundled builder writes)."""
-    from apps.vision.omr.corpus import build_omr_corpus
-
-    out = tmp_path_factory.mktemp("omr") / "corpus"
-    build_omr_corpus(out, measures=2, limit=3, jobs=1, progress=False)
-    return out
-
-
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_config_runs_fast_dev_run(config, corpus, tmp_path):
     cli = main(["fit", "--config", str(config), "--trainer.fast_dev_run", "1", "--data.init_args.corpus_dir",
@@ -110,9 +100,8 @@ def test_config_runs_fast_dev_run(config, corpus, tmp_path):
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
 
 
-def test_fit_checkpoint_transcribes(corpus, tmp_path):
-    cli = main(["fit", "--config", "apps/vision/configs/omr_tiny.yaml", "--data.init_args.corpus_dir", str(corpus),
-                "--trainer.default_root_dir", str(tmp_path)])
+def test_fit_checkpoint_transcribes(omr_run):
+    cli = omr_run
     logged = cli.trainer.logged_metrics
     assert {"val/ser", "val/cer", "val/ler", "val/engravable"} <= set(logged)
     assert 0.0 <= float(logged["val/engravable"]) <= 100.0
@@ -146,12 +135,10 @@ def test_augmentations_distort_training_images_only(corpus):
     assert (seen - first).abs().mean() > 0.01  # training images are distorted
 
 
-def test_transcribe_command_keeps_order_and_reports_bad_images(corpus, tmp_path, capsys):
+def test_transcribe_command_keeps_order_and_reports_bad_images(corpus, omr_checkpoint, tmp_path, capsys):
     from apps.vision.transcribe import main as transcribe
 
-    cli = main(["fit", "--config", "apps/vision/configs/omr_tiny.yaml", "--data.init_args.corpus_dir", str(corpus),
-                "--trainer.default_root_dir", str(tmp_path / "run")])
-    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    ckpt = omr_checkpoint
     good = sorted((corpus / "images").glob("*.png"))[:2]
     (tmp_path / "broken.png").write_bytes(b"not a png")
     inputs = [good[0], tmp_path / "missing.png", tmp_path / "broken.png", good[1]]

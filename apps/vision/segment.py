@@ -56,6 +56,12 @@ def save_labels(path: Path, labels: np.ndarray, colours: np.ndarray) -> None:
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
+def save_rgb(path: Path, picture: np.ndarray) -> None:
+    from PIL import Image
+
+    atomic_write(path, lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
+
+
 def compare_view(image: np.ndarray, labels: np.ndarray, truth: np.ndarray | None, classes: list[str],
                  colours: np.ndarray) -> np.ndarray:
     """RGB: input | prediction | ground truth, a legend of the classes below."""
@@ -142,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"warning: {a.mask[n]}: {reason}; "
                           "the comparison shows no ground truth", file=sys.stderr)
                     skipped, truth = skipped + 1, None
-            view = compare_view(image, labels, truth, task.classes, colours)
-            from PIL import Image
-
-            atomic_write(_target(a.compare, many, path), lambda tmp: Image.fromarray(view).save(tmp, format="PNG"))
+            save_rgb(_target(a.compare, many, path), compare_view(image, labels, truth, task.classes, colours))
     if skipped:
         print(f"warning: {skipped} of {len(a.images)} images (or their masks) skipped", file=sys.stderr)
         return EXIT_SKIPPED

@@ -37,7 +37,13 @@ import torch.nn.functional as F
 
 from apps.vision.omr.data import to_ink
 from apps.vision.seg.corpus import BUILD_FILE, build_seg_corpus
-from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, split_of
+from core.data import (
+    BatchDataset,
+    batch_loader,
+    cost_batches,
+    default_cache_dir,
+    split_of,
+)
 from core.data.reports import SkipReport
 from core.errors import DataError, UserError
 

@@ -12,8 +12,9 @@ reads them back.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,13 @@ from torch import nn
 
 from apps.vision.seg.model import SETR
 from core.export import (
-    DEFAULT_OPSET, export_graph, exporting, new_output_dir, open_export, scanned_mixers, write_config,
+    DEFAULT_OPSET,
+    export_graph,
+    exporting,
+    new_output_dir,
+    open_export,
+    scanned_mixers,
+    write_config,
 )
 
 FORMAT = "seqlab-segmenter"

@@ -21,7 +21,7 @@ from core.errors import DataError, UserError
 from core.models import BackboneConfig
 
 CONFIGS = sorted(Path("apps/vision/configs").glob("seg*.yaml"))
-LAYER = dict(d_model=32, n_heads=2, dropout=0.0, position="none")
+LAYER = {"d_model": 32, "n_heads": 2, "dropout": 0.0, "position": "none"}
 
 
 @pytest.fixture(scope="module")

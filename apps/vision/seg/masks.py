@@ -89,11 +89,11 @@ def element_classes(root: ET.Element) -> list[tuple[ET.Element, str]]:
     they are drawn by the <use> elements that reference them)."""
     found: list[tuple[ET.Element, str]] = []
 
-    def walk(el: ET.Element, inherited: str, parent_classes: list[str]) -> None:
+    def walk(el: ET.Element, inherited: str) -> None:
         for child in el:
             tag = _tag(child)
-            if tag in ("defs", "style", "desc", "title", "metadata"):
-                continue
+            if tag in ("defs", "style", "desc", "title", "metadata") or "placeholder" in _classes(child):
+                continue  # not drawn (Verovio's CSS hides placeholders)
             own = next((SVG_CLASSES[c] for c in _classes(child) if c in SVG_CLASSES), None)
             if tag in DRAWING:
                 if own is not None:
@@ -108,9 +108,9 @@ def element_classes(root: ET.Element) -> list[tuple[ET.Element, str]]:
                     label = inherited
                 found.append((child, label))
             else:
-                walk(child, own or inherited, _classes(child))
+                walk(child, own or inherited)
 
-    walk(root, "other", [])
+    walk(root, "other")
     return found
 
 

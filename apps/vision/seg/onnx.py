@@ -133,3 +133,20 @@ def parity(task_or_model, runner: OnnxSegmenter, images: torch.Tensor, sizes: to
         changed += int((r.argmax(0) != g.argmax(0)).sum())
         total += h * w
     return {"max_abs_diff": diff, "label_mismatch": changed / max(total, 1)}
+
+
+#: onnxruntime and PyTorch agree when no real pixel's logit differs by more than this
+PARITY_ATOL = 1e-4
+
+
+def export_and_check(task_or_model, out_dir: str | Path, images: Sequence[np.ndarray], image_scale: float = 1.0,
+                     metadata: dict[str, Any] | None = None) -> tuple[dict[str, Path], dict[str, float]]:
+    """:func:`export_segmenter`, then :func:`parity` on ``images`` (grayscale uint8 pages, prepared at
+    ``image_scale`` and batched with padding as training batched them). The check's ``ok`` is 1.0
+    when the largest logit difference is within :data:`PARITY_ATOL`."""
+    from apps.vision.omr.onnx import batch_images
+
+    paths = export_segmenter(task_or_model, out_dir, image_scale, metadata=metadata)
+    batch, sizes = batch_images(list(images), image_scale)
+    check = parity(task_or_model, OnnxSegmenter(out_dir), batch, sizes)
+    return paths, {**check, "ok": float(check["max_abs_diff"] <= PARITY_ATOL)}

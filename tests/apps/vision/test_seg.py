@@ -183,12 +183,14 @@ def test_config_runs_fast_dev_run(config, corpus, tmp_path):
 
 
 def test_onnx_matches_pytorch(tmp_path):
-    from apps.vision.seg.onnx import OnnxSegmenter, export_segmenter, parity
+    from apps.vision.seg.onnx import OnnxSegmenter, export_and_check, parity
 
     model = tiny(classes=4, layers=1)
-    paths = export_segmenter(model, tmp_path / "onnx", image_scale=0.5)
+    pages = [np.random.default_rng(n).integers(0, 256, (30 + 7 * n, 41 - 5 * n), dtype=np.uint8) for n in range(2)]
+    paths, check = export_and_check(model, tmp_path / "onnx", pages, image_scale=0.5)  # the export command's path
+    assert paths["segmenter"].is_file() and check["ok"] == 1.0 and check["max_abs_diff"] < 1e-4
     runner = OnnxSegmenter(tmp_path / "onnx")
-    assert paths["segmenter"].is_file() and runner.image_scale == 0.5 and runner.classes == ["0", "1", "2", "3"]
+    assert runner.image_scale == 0.5 and runner.classes == ["0", "1", "2", "3"]
     images = torch.rand(3, 1, 45, 70)  # no side a whole number of patches, other sizes than the export's
     sizes = torch.tensor([[45, 70], [30, 33], [17, 70]])
     for row, (h, w) in zip(images, sizes.tolist()):
@@ -218,3 +220,20 @@ def test_segment_skips_a_bad_image_and_writes_the_rest(corpus, tmp_path, capsys)
     with pytest.raises(SystemExit) as exit_:  # outputs are not overwritten unless asked
         segment([str(good), "-o", str(tmp_path / "masks" / "s0.png"), "--ckpt", str(ckpt)])
     assert exit_.value.code == 2
+
+
+def test_data_command_builds_the_bundled_layout(tmp_path, capsys):
+    from apps.vision.data import main as data
+
+    out = tmp_path / "seg"
+    data(["seg", "--out", str(out), "--limit", "1", "--measures", "6", "--jobs", "1"])
+    assert "images of 1 pieces" in capsys.readouterr().out
+    build = json.loads((out / "build.json").read_text())
+    assert build["classes"] == list(CLASSES)
+    stems = [s for split in ("train", "valid", "test") for s in (out / f"{split}.txt").read_text().split()]
+    assert stems and len(stems) == sum(build["images"].values())
+    for stem in stems:
+        with Image.open(out / "images" / f"{stem}.png") as image, Image.open(out / "masks" / f"{stem}.png") as mask:
+            assert image.mode == "L" and mask.mode == "L" and image.size == mask.size
+    with pytest.raises(SystemExit):  # an existing corpus is never overwritten
+        data(["seg", "--out", str(out), "--limit", "1"])

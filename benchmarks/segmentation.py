@@ -159,7 +159,9 @@ def main(argv=None) -> None:
                               f"mIoU {float(ours[setr_name][4]) - float(ours[peer][4]):+.1f} points")
     notes = (f"Bundled mask corpus ({n_train} training / {n_eval} {split} systems of engraved music21 scores, "
              f"{k} classes, images at scale {a.image_scale}), {a.budget_s:g} s of training each on the same batches; "
-             "torchvision peers from scratch on the gray image repeated to 3 channels. " + "; ".join(ratios))
+             "torchvision peers from scratch on the gray image repeated to 3 channels. " + "; ".join(ratios)
+             + (". QUICK smoke run: SETR shrunk to 2 layers of width 64, no warm-up step; these figures compare "
+                "nothing." if a.quick else ""))
     print("\n" + table + "\n\n" + notes)
     if not a.no_record:
         record("segmentation: SETR vs torchvision FCN / DeepLabv3 on engraved scores",

@@ -1,11 +1,29 @@
-"""Images of different sizes in one batch: padded at the bottom and right with paper (0), with
-each image's real size beside it, so models mask what is padding. OMR and segmentation batch,
-export and run on onnxruntime through these two functions."""
+"""Pages as models read them: ink images, and images of different sizes in one batch.
+
+Ink is 1 where the page is black and 0 on paper, so padding (0) is blank paper. A batch is padded
+at the bottom and right, with each image's real size beside it, so models mask what is padding.
+OMR and segmentation train, export and run on onnxruntime through these functions.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+
+def to_ink(image: np.ndarray, scale: float = 1.0) -> torch.Tensor:
+    """Grayscale uint8 [H, W] -> [1, H', W'] float ink, area-resized by ``scale``."""
+    x = 1.0 - torch.from_numpy(image.astype(np.float32) / 255.0)[None]
+    if scale != 1.0:
+        x = F.interpolate(x[None], scale_factor=scale, mode="area")[0]
+    return x
+
+
+def ink_batch(images: Sequence[np.ndarray], scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grayscale uint8 pages -> the padded ink batch and sizes, as training batched them."""
+    return pad_images([to_ink(image, scale) for image in images])
 
 
 def pad_images(images: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from apps.vision.omr.data import to_ink
+from apps.vision.batching import to_ink
 from apps.vision.seg.data import read_gray, read_mask
 from apps.vision.seg.task import SegTask
 from core.errors import EXIT_SKIPPED, UserError, entry_point

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from apps.vision.omr.data import read_image, to_ink
+from apps.vision.batching import to_ink
+from apps.vision.omr.data import read_image
 from apps.vision.omr.engrave import engrave
 from apps.vision.omr.task import OMRTask
 from core.errors import EXIT_SKIPPED, UserError, entry_point

@@ -18,10 +18,8 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from apps.vision.batching import pad_images
+from apps.vision.batching import pad_images, to_ink
 from apps.vision.augment import Augment, AugmentConfig
 from apps.vision.omr.corpus import build_omr_corpus
 from apps.vision.omr.kern import tokenize
@@ -38,14 +36,6 @@ def read_image(path: Path) -> np.ndarray:
 
     with Image.open(path) as image:
         return np.asarray(image.convert("L"))
-
-
-def to_ink(image: np.ndarray, scale: float = 1.0) -> torch.Tensor:
-    """[1, H, W] float: 1 where the page is black, 0 on white paper (padding is paper too)."""
-    x = 1.0 - torch.from_numpy(image.astype(np.float32) / 255.0)[None]
-    if scale != 1.0:
-        x = F.interpolate(x[None], scale_factor=scale, mode="area")[0]
-    return x
 
 
 @dataclass

@@ -13,11 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
-from apps.vision.batching import example_images, pad_images
-from apps.vision.omr.data import to_ink
+from apps.vision.batching import example_images
 from apps.vision.omr.kern import detokenize
 from apps.vision.omr.model import OMRModel
 from core.export import OnnxEncoderDecoder, SourceSpec, export_encoder_decoder
@@ -46,11 +44,6 @@ def export_omr(task, out_dir: str | Path, image_scale: float, metadata: dict | N
         "tokenizer": TOKENIZER_FILE, **(metadata or {})})
     task.tokenizer.save(out_dir / TOKENIZER_FILE)
     return {**paths, "tokenizer": out_dir / TOKENIZER_FILE}
-
-
-def batch_images(images: Sequence[np.ndarray], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grayscale uint8 pages -> the padded ink batch and sizes the model reads (as training batched them)."""
-    return pad_images([to_ink(image, scale) for image in images])
 
 
 class OnnxOMR:

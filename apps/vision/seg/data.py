@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from apps.vision.omr.data import to_ink
+from apps.vision.batching import to_ink
 from apps.vision.seg.corpus import BUILD_FILE, build_seg_corpus
 from core.data import (
     BatchDataset,

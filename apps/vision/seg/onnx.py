@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from apps.vision.batching import example_images, ink_batch
 from apps.vision.seg.model import SETR
 from core.export import (
     DEFAULT_OPSET,
@@ -46,19 +47,6 @@ class _Graph(nn.Module):
         return self.model(images, sizes)
 
 
-def example_batch(model: SETR) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two images of different real sizes (the second padded) in a batch of whole patches."""
-    p = model.cfg.patch
-    gen = torch.Generator().manual_seed(0)
-    height, width = 3 * p, 5 * p
-    images = torch.rand(2, 1, height, width, generator=gen)
-    sizes = torch.tensor([[height, width], [2 * p + 1, 3 * p + 5]])
-    images[1, :, sizes[1, 0]:] = 0
-    images[1, :, :, sizes[1, 1]:] = 0
-    param = next(model.parameters())
-    return images.to(param.device, param.dtype), sizes.to(param.device)
-
-
 def _setr(task_or_model) -> SETR:
     model = getattr(task_or_model, "model", task_or_model)
     if not isinstance(model, SETR):
@@ -81,7 +69,7 @@ def export_segmenter(task_or_model, out_dir: str | Path, image_scale: float = 1.
     p = model.cfg.patch
     shapes = ({0: batch, 2: p * dim("patch_rows"), 3: p * dim("patch_cols")}, {0: batch})
     with exporting(model), scanned_mixers(model.encoder.stack):
-        path = export_graph(_Graph(model), example_batch(model), out_dir / MODEL_FILE, INPUTS, OUTPUTS, shapes, opset)
+        path = export_graph(_Graph(model), example_images(model.cfg.patch, next(model.parameters())), out_dir / MODEL_FILE, INPUTS, OUTPUTS, shapes, opset)
     config = {"format": FORMAT, "version": VERSION, "files": {"segmenter": MODEL_FILE},
               "exporter": "torch.onnx.export(dynamo=True)", "opset": opset, "torch": torch.__version__,
               "patch": model.cfg.patch, "num_classes": model.cfg.num_classes, "classes": classes,
@@ -144,9 +132,7 @@ def export_and_check(task_or_model, out_dir: str | Path, images: Sequence[np.nda
     """:func:`export_segmenter`, then :func:`parity` on ``images`` (grayscale uint8 pages, prepared at
     ``image_scale`` and batched with padding as training batched them). The check's ``ok`` is 1.0
     when the largest logit difference is within :data:`PARITY_ATOL`."""
-    from apps.vision.omr.onnx import batch_images
-
     paths = export_segmenter(task_or_model, out_dir, image_scale, metadata=metadata)
-    batch, sizes = batch_images(list(images), image_scale)
+    batch, sizes = ink_batch(list(images), image_scale)
     check = parity(task_or_model, OnnxSegmenter(out_dir), batch, sizes)
     return paths, {**check, "ok": float(check["max_abs_diff"] <= PARITY_ATOL)}

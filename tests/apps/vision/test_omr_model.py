@@ -128,7 +128,8 @@ def test_augmentations_distort_training_images_only(corpus):
     train, valid = next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))
     ref = OMRDataModule(corpus_dir=str(corpus), max_batch=2)
     torch.testing.assert_close(next(iter(ref.val_dataloader()))["images"], valid["images"])  # evaluation: clean
-    from apps.vision.omr.data import read_image, to_ink
+    from apps.vision.batching import to_ink
+    from apps.vision.omr.data import read_image
 
     first = to_ink(read_image(Path(train["paths"][0])), dm.hparams.image_scale)
     seen = train["images"][0, :, : first.shape[1], : first.shape[2]]

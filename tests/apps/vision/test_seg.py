@@ -237,3 +237,17 @@ def test_data_command_builds_the_bundled_layout(tmp_path, capsys):
             assert image.mode == "L" and mask.mode == "L" and image.size == mask.size
     with pytest.raises(SystemExit):  # an existing corpus is never overwritten
         data(["seg", "--out", str(out), "--limit", "1"])
+
+
+def test_export_command_checks_a_seg_checkpoint(corpus, tmp_path, capsys):
+    from apps.vision.export import main as export
+    from apps.vision.seg.onnx import OnnxSegmenter
+
+    task = SegTask(arch=SETRConfig(num_classes=len(CLASSES), patch=8, decoder_channels=8,
+                                   encoder=BackboneConfig(n_layers=1, **LAYER)), classes=list(CLASSES))
+    ckpt = task.save_checkpoint(tmp_path / "seg.ckpt")
+    out = tmp_path / "onnx"
+    export(["--checkpoint", str(ckpt), "--out", str(out), "--images", str(corpus / "images" / "s0.png"),
+            str(corpus / "images" / "s1.png")])
+    assert "on 2 images: largest logit difference" in capsys.readouterr().out
+    assert OnnxSegmenter(out).classes == list(CLASSES)

@@ -110,6 +110,21 @@ def score(model: nn.Module, batches: list[dict], num_classes: int, ignore: int, 
     return 100 * float(miou.compute()), 100 * float(acc.compute())
 
 
+@torch.no_grad()
+def write_sample(model: nn.Module, batch: dict, classes: list[str], device, path: Path) -> None:
+    """What ``python -m apps.vision.segment --compare`` shows, for the first image of ``batch``."""
+    from apps.vision.segment import compare_view, palette, save_rgb
+
+    h, w = batch["sizes"][0].tolist()
+    pred = model(batch["images"][:1].to(device), batch["sizes"][:1].to(device)).argmax(1)[0, :h, :w].cpu().numpy()
+    truth = batch["masks"][0, :h, :w].numpy().copy()
+    truth[truth >= len(classes)] = 0  # ignored pixels drawn as background
+    image = (255 * (1 - batch["images"][0, 0, :h, :w].clamp(0, 1))).to(torch.uint8).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_rgb(path, compare_view(image, pred.astype("int64"), truth.astype("int64"), classes, palette(len(classes))))
+    print(f"sample written to {path}")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -124,6 +139,8 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="3 scores, 2-measure systems, 2 s per model, small SETR; "
                                                          "scores the valid split (3 scores hold no test piece)")
     p.add_argument("--no-record", action="store_true")
+    p.add_argument("--sample", help="write input | prediction | ground truth of the first test image by the "
+                                    "first SETR model here (PNG)")
     a = p.parse_args(argv)
     from apps.vision.seg.data import SegDataModule
 
@@ -149,6 +166,9 @@ def main(argv=None) -> None:
         rows.append([name, f"{params / 1e6:.1f} M", f"{run['steps']} steps / {run['seconds']:.0f} s",
                      f"{run['images_s']:.2f}", f"{miou:.1f}", f"{acc:.1f}"])
         print(f"{name}: {rows[-1][1:]}", flush=True)
+        if a.sample and name in CONFIGS:
+            write_sample(model, eval_batches[0], dm.classes, a.device, Path(a.sample))
+            a.sample = None
     table = markdown_table(["model", "params", "training", "train images/s", f"{split} mIoU %", "pixel acc %"], rows)
     ours = {r[0]: r for r in rows}
     ratios = []

@@ -22,7 +22,8 @@ import numpy as np
 from apps.vision.batching import pad_images, to_ink
 from apps.vision.augment import Augment, AugmentConfig
 from apps.vision.omr.corpus import build_omr_corpus
-from apps.vision.omr.kern import tokenize
+from apps.vision.omr.engrave import readable
+from apps.vision.omr.kern import spine_error, tokenize
 from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, pad, read_jsonl
 from core.data.reports import SkipReport
 from core.errors import UserError
@@ -112,6 +113,10 @@ class OMRDataModule(L.LightningDataModule):
             image = path.parent / str(row["image"])
             if not kern.startswith("**kern") or "*-" not in kern:
                 report.skip("not **kern", lineno)
+            elif spine_error(kern):
+                report.skip("broken spines", lineno)
+            elif not self._bundled and not readable(kern):  # the bundled systems were engraved when built
+                report.skip("**kern Verovio cannot read", lineno)
             elif not image.is_file():
                 report.skip("missing image", lineno)
             else:

@@ -142,6 +142,35 @@ def excerpts(score: KernScore, n_measures: int) -> list[str]:
     return [excerpt(score, i, n_measures) for i in range(0, len(score.measures), n_measures)]
 
 
+def spine_error(kern: str) -> str | None:
+    """Why the spines of a **kern text do not hold together (None when they do): every line must
+    have as many fields as there are open spines, counting splits ``*^``, joins ``*v``, additions
+    ``*+`` and ends ``*-``, and every spine must be closed at the end."""
+    open_spines = 0
+    for lineno, line in enumerate(kern.rstrip("\n").split("\n"), start=1):
+        if not line or line.startswith("!!"):
+            continue
+        fields = line.split("\t")
+        if not open_spines:
+            if not line.startswith("**"):
+                return f"line {lineno} comes after every spine ended" if lineno > 1 else "no ** header line"
+            open_spines = len(fields)
+            continue
+        if len(fields) != open_spines:
+            return f"line {lineno} has {len(fields)} fields for {open_spines} spines"
+        if line.startswith("*"):
+            open_spines, joining = 0, False
+            for field in fields:
+                if field == "*v":
+                    open_spines += 0 if joining else 1  # a run of *v joins into one spine
+                else:
+                    open_spines += {"*^": 2, "*+": 2, "*-": 0}.get(field, 1)
+                joining = field == "*v"
+            if not open_spines:
+                return None
+    return "spines never end (*-)" if open_spines else "no ** header line"
+
+
 def tokenize(kern: str) -> list[str]:
     """bekern tokens of a **kern text (see the module docstring)."""
     out: list[str] = []

@@ -78,16 +78,21 @@ def test_data_module_skips_bad_records_and_names_the_file(tmp_path):
     kern = "**kern\n4c\n*-\n"
     rows = [{"image": "ok.png", "kern": kern}, {"image": "ok.png", "transcript": kern},
             {"image": "missing.png", "kern": kern}, {"image": "broken.png", "kern": kern},
-            {"image": "ok.png", "kern": "4c"}, {"image": "ok.png"}, "not json"]
-    dm = OMRDataModule(train=str(write_manifest(tmp_path, rows)))
+            {"image": "ok.png", "kern": "4c"}, {"image": "ok.png"}, "not json",
+            {"image": "ok.png", "kern": "**kern\t**kern\n4c\n*-\t*-\n"},  # a line with one field for two spines
+            {"image": "ok.png", "kern": "**kern\n*^\n4c\t4e\n*-\n"}]  # a split spine never joined
+    manifest = write_manifest(tmp_path, rows)
+    before = manifest.read_bytes()
+    dm = OMRDataModule(train=str(manifest))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         examples = dm.examples("train")
     assert len(examples) == 2 and examples[0].ids[0] == 1 and examples[0].ids[-1] == 2  # BOS ... EOS
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    assert len(messages) == 1 and "train.jsonl" in messages[0] and "skipped 5 of 7" in messages[0]
-    for reason in ("missing image", "unreadable image", "not **kern", "missing key", "invalid JSON"):
+    assert len(messages) == 1 and "train.jsonl" in messages[0] and "skipped 7 of 9" in messages[0]
+    for reason in ("missing image", "unreadable image", "not **kern", "missing key", "invalid JSON", "broken spines"):
         assert reason in messages[0]
+    assert manifest.read_bytes() == before  # inputs are never modified
     bad = write_manifest(tmp_path, [{"image": "missing.png", "kern": kern}])
     with pytest.raises(UserError, match="train.jsonl: no usable records"):
         OMRDataModule(train=str(bad)).examples("train")

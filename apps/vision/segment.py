@@ -48,6 +48,14 @@ def palette(n: int) -> np.ndarray:
     return colours
 
 
+def full_size(labels: torch.Tensor, shape: tuple[int, int]) -> np.ndarray:
+    """Class ids [h, w] predicted at the model's scale -> uint8 at the image's size ``shape``
+    (nearest neighbour: ids are never blended)."""
+    if tuple(labels.shape) != tuple(shape):
+        labels = F.interpolate(labels[None, None].float(), size=tuple(shape), mode="nearest")[0, 0]
+    return labels.to(torch.uint8).cpu().numpy()
+
+
 def save_labels(path: Path, labels: np.ndarray, colours: np.ndarray) -> None:
     from PIL import Image
 
@@ -131,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped += 1
             continue
         ink = to_ink(image, scale)[None]
-        labels = task.segment(ink)[0]
-        if labels.shape != image.shape:
-            labels = F.interpolate(labels[None, None].float(), size=image.shape, mode="nearest")[0, 0]
-        labels = labels.to(torch.uint8).numpy()
+        labels = full_size(task.segment(ink)[0], image.shape)
         save_labels(_target(a.output, many, path), labels, colours)
         if a.compare:
             truth = None

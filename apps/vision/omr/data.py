@@ -47,6 +47,8 @@ class Example:
     ids: list[int]
     height: int
     width: int
+    #: position in its manifest's valid records (predictions are written back in this order)
+    index: int = 0
 
 
 def collate(examples: list[Example], scale: float = 1.0, augment: Augment | None = None) -> dict[str, Any]:
@@ -55,7 +57,8 @@ def collate(examples: list[Example], scale: float = 1.0, augment: Augment | None
         images = [augment(img) for img in images]
     batch, sizes = pad_images(images)
     return {"images": batch, "sizes": sizes, "tgt_ids": pad([e.ids for e in examples]),
-            "kern": [e.kern for e in examples], "paths": [str(e.image) for e in examples]}
+            "kern": [e.kern for e in examples], "paths": [str(e.image) for e in examples],
+            "index": [e.index for e in examples]}
 
 
 class OMRDataModule(L.LightningDataModule):
@@ -162,8 +165,8 @@ class OMRDataModule(L.LightningDataModule):
         if split not in self._examples:
             tok = self.bekern_tokenizer()
             self._examples[split] = [
-                Example(image, kern, [tok.bos_id, *tok.encode(" ".join(tokenize(kern))), tok.eos_id], h, w)
-                for image, kern, h, w in self._records(split)]
+                Example(image, kern, [tok.bos_id, *tok.encode(" ".join(tokenize(kern))), tok.eos_id], h, w, n)
+                for n, (image, kern, h, w) in enumerate(self._records(split))]
         return self._examples[split]
 
     def _loader(self, split: str, shuffle: bool):

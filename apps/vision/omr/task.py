@@ -62,4 +62,5 @@ class OMRTask(BaseTask):
         return [detokenize(self.tokenizer.decode(h[0].tokens).split()) for h in self.decode_ids(images, sizes, cfg)]
 
     def predict_step(self, batch, batch_idx):
-        return [{"image": p, "kern": k} for p, k in zip(batch["paths"], self.transcribe(batch["images"], batch["sizes"]))]
+        return [{"index": i, "image": p, "kern": k}
+                for i, p, k in zip(batch["index"], batch["paths"], self.transcribe(batch["images"], batch["sizes"]))]

@@ -161,3 +161,16 @@ def test_transcribe_command_keeps_order_and_reports_bad_images(corpus, omr_check
     with pytest.raises(SystemExit) as exit_:
         transcribe(["--checkpoint", str(tmp_path / "none.ckpt"), str(good[0])])
     assert exit_.value.code == 2 and "none.ckpt" in capsys.readouterr().err
+
+
+def test_predict_writes_transcriptions_in_manifest_order(corpus, omr_checkpoint, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    main(["predict", "--config", "apps/vision/configs/omr_tiny.yaml", "--ckpt_path", omr_checkpoint,
+          "--data.init_args.corpus_dir", str(corpus), "--data.init_args.train", str(corpus / "train.jsonl"),
+          "--data.init_args.test", str(corpus / "valid.jsonl"),
+          "--data.init_args.eval_limit", "null", "--trainer.default_root_dir", str(tmp_path),
+          "--trainer.callbacks+=apps.vision.writers.WriteTranscriptions", "--trainer.callbacks.path", str(out)])
+    manifest = [json.loads(line) for line in (corpus / "valid.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [Path(r["image"]).name for r in rows] == [Path(m["image"]).name for m in manifest]
+    assert all(r["kern"].endswith("\n") for r in rows)

@@ -251,3 +251,14 @@ def test_export_command_checks_a_seg_checkpoint(corpus, tmp_path, capsys):
             str(corpus / "images" / "s1.png")])
     assert "on 2 images: largest logit difference" in capsys.readouterr().out
     assert OnnxSegmenter(out).classes == list(CLASSES)
+
+
+def test_predict_writes_one_label_png_per_test_image(corpus, tmp_path):
+    folder = tmp_path / "masks"
+    main(["predict", "--config", "apps/vision/configs/seg_tiny.yaml", "--data.init_args.corpus_dir", str(corpus),
+          "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks+=apps.vision.writers.WriteMasks",
+          "--trainer.callbacks.folder", str(folder)])
+    written = sorted(p.name for p in folder.iterdir())
+    assert written == ["s2.png"]  # test.txt
+    with Image.open(folder / "s2.png") as out, Image.open(corpus / "images" / "s2.png") as src:
+        assert out.mode == "P" and out.size == src.size and np.asarray(out).max() < len(CLASSES)

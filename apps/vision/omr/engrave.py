@@ -12,6 +12,8 @@ import io
 
 import numpy as np
 
+from apps.vision.omr.kern import spine_error
+
 #: Verovio's scale (percent of its default staff size): 40 gives ~10 px between staff lines
 DEFAULT_SCALE = 40
 
@@ -29,6 +31,8 @@ def _toolkit(scale: int):
 
 def engrave_svg(kern: str, scale: int = DEFAULT_SCALE) -> str | None:
     """The SVG of ``kern`` as one system, or None if Verovio cannot read it."""
+    if spine_error(kern):  # Verovio aborts the whole process on ragged spines: never hand it those
+        return None
     tk = _toolkit(scale)
     if not tk.loadData(kern) or tk.getPageCount() < 1:
         return None
@@ -44,6 +48,8 @@ def _reader():
 def readable(kern: str) -> bool:
     """Whether Verovio reads ``kern`` into at least one page: the cheap half of engraving (~6 ms,
     no SVG), which a data module can afford for every record of a user's manifest."""
+    if spine_error(kern):
+        return False
     tk = _reader()
     return bool(tk.loadData(kern)) and tk.getPageCount() >= 1
 

@@ -144,13 +144,15 @@ def excerpts(score: KernScore, n_measures: int) -> list[str]:
 
 def spine_error(kern: str) -> str | None:
     """Why the spines of a **kern text do not hold together (None when they do): every line must
-    have as many fields as there are open spines, counting splits ``*^``, joins ``*v``, additions
-    ``*+`` and ends ``*-``, and every spine must be closed at the end."""
+    have as many non-empty fields as there are open spines, counting splits ``*^``, joins ``*v``,
+    additions ``*+`` and ends ``*-``, and every spine must be closed at the end."""
     open_spines = 0
     for lineno, line in enumerate(kern.rstrip("\n").split("\n"), start=1):
         if not line or line.startswith("!!"):
             continue
         fields = line.split("\t")
+        if not all(fields):
+            return f"line {lineno} has an empty field"
         if not open_spines:
             if not line.startswith("**"):
                 return f"line {lineno} comes after every spine ended" if lineno > 1 else "no ** header line"

@@ -95,3 +95,19 @@ def test_metrics_are_corpus_level_percentages():
     engravable = EngravableFraction()
     engravable.update([excerpts(read_kern(CHORALE), 3)[0], "garbage"])
     assert engravable.compute().item() == pytest.approx(50.0)
+
+
+def test_spine_errors_are_caught_before_verovio_sees_them():
+    from apps.vision.omr.engrave import engrave_svg, readable
+    from apps.vision.omr.kern import spine_error
+
+    good = "**kern\t**kern\n*^\t*\n4c\t4e\t4g\n*v\t*v\t*\n=\t=\n*-\t*-\n"
+    assert spine_error(good) is None and readable(good)
+    broken = {"**kern\t**kern\n4c\n*-\t*-\n": "line 2 has 1 fields for 2 spines",
+              "**kern\t**kern\n=1\t\t=1\n*-\t*-\n": "line 2 has an empty field",
+              "**kern\n*^\n4c\n*-\n": "line 3 has 1 fields for 2 spines",
+              "**kern\n4c\n": "spines never end"}
+    for kern, reason in broken.items():
+        assert reason in spine_error(kern)
+        # Verovio aborts the process on these: a crash here would end the test run
+        assert engrave_svg(kern) is None and not readable(kern)

@@ -265,7 +265,7 @@ def write_sample(model, batch, tok, beam: int, max_len: int, path: Path) -> None
 
     one = {"images": batch["images"][:1], "sizes": batch["sizes"][:1]}
     kern = ids_to_kern(tok, decode_ours(model, one, beam, max_len)[0])
-    picture = side_by_side(read_image(Path(batch["paths"][0])), engrave(kern))
+    picture = side_by_side(read_image(Path(batch["paths"][0])), engrave(kern), kern)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.asarray(picture)).save(path)
     print(f"sample written to {path}\nreference:\n{batch['kern'][0]}\nprediction:\n{kern}")

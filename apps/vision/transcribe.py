@@ -34,13 +34,29 @@ from core.io import atomic_write, atomic_write_text
 from core.training import load_checkpoint
 
 
-def side_by_side(image: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
-    """The input above the engraved prediction (grayscale, white-padded to one width)."""
-    parts = [image] + ([prediction] if prediction is not None else [])
-    width = max(p.shape[1] for p in parts)
-    rows = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=255) for p in parts]
+def side_by_side(image: np.ndarray, prediction: np.ndarray | None, kern: str = "") -> np.ndarray:
+    """The input above the engraved prediction (grayscale, white-padded to one width); a prediction
+    Verovio cannot engrave shows as the first lines of its **kern text instead."""
+    if prediction is None:
+        prediction = text_picture(kern, image.shape[1])
+    width = max(image.shape[1], prediction.shape[1])
+    rows = [np.pad(p, ((0, 0), (0, width - p.shape[1])), constant_values=255) for p in (image, prediction)]
     gap = np.full((8, width), 160, np.uint8)  # a grey rule between input and prediction
-    return np.concatenate([rows[0], gap, *rows[1:]], 0)
+    return np.concatenate([rows[0], gap, rows[1]], 0)
+
+
+def text_picture(kern: str, width: int, lines: int = 16) -> np.ndarray:
+    """Grayscale picture of the first ``lines`` lines of ``kern`` (tabs as spaces), ``width`` wide."""
+    from PIL import Image, ImageDraw
+
+    shown = ["(cannot be engraved)"] + [line.replace("\t", "  ") for line in kern.splitlines()[:lines]]
+    if len(kern.splitlines()) > lines:
+        shown.append("...")
+    picture = Image.new("L", (max(width, 200), 12 * len(shown) + 6), 255)
+    draw = ImageDraw.Draw(picture)
+    for i, line in enumerate(shown):
+        draw.text((4, 3 + 12 * i), line, fill=0)
+    return np.asarray(picture)
 
 
 def to_musicxml(kern: str, path: Path) -> None:
@@ -109,10 +125,10 @@ def export_views(path: Path, image: np.ndarray, kern: str, render: str | None, m
     engraved = engrave(kern)
     if render:
         if engraved is None:
-            print(f"warning: {path}: the prediction cannot be engraved; the render shows the input only",
+            print(f"warning: {path}: the prediction cannot be engraved; the render shows its text",
                   file=sys.stderr)
             ok = False
-        picture = side_by_side(image, engraved)
+        picture = side_by_side(image, engraved, kern)
         atomic_write(Path(render) / f"{path.stem}.png", lambda tmp: Image.fromarray(picture).save(tmp, format="PNG"))
     if musicxml:
         try:

@@ -20,6 +20,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
@@ -73,6 +74,26 @@ def _build_piece(args: tuple[Path, Path, int, int]) -> tuple[str, list[dict], st
     return piece, rows, None, lost
 
 
+def engrave_pieces(build_piece, scores: list[Path], out: Path, measures: int, scale: int, jobs: int,
+                   progress: bool, build) -> Iterator[tuple[str, list]]:
+    """Run ``build_piece((path, out, measures, scale)) -> (piece, rows, skip reason, systems lost)``
+    over the scores in ``jobs`` processes (with a progress bar): yields (split, rows) of each piece
+    it could cut, and counts the rest into ``build.skipped_pieces`` / ``build.unengravable``."""
+    work = [(p, out, measures, scale) for p in scores]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = pool.map(build_piece, work, chunksize=4)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(work), desc="engraving", unit="piece")
+        for piece, rows, skipped, lost in results:
+            build.unengravable += lost
+            if skipped is not None:
+                build.skipped_pieces[skipped] = build.skipped_pieces.get(skipped, 0) + 1
+                continue
+            yield split_of(piece, SPLIT_PERCENT), rows
+
+
 def build_omr_corpus(out: str | Path, measures: int = 3, limit: int | None = None, jobs: int = 2,
                      scale: int = DEFAULT_SCALE, progress: bool = True) -> OmrBuild:
     """Build the corpus into ``out`` (a new or empty folder); see the module docstring."""
@@ -87,22 +108,10 @@ def build_omr_corpus(out: str | Path, measures: int = 3, limit: int | None = Non
     (out / "images").mkdir(parents=True, exist_ok=True)
     build = OmrBuild(out)
     manifests: dict[str, list[str]] = {s: [] for s in SPLITS}
-    work = [(p, out, measures, scale) for p in scores]
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = pool.map(_build_piece, work, chunksize=4)
-        if progress:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=len(work), desc="engraving", unit="piece")
-        for piece, rows, skipped, lost in results:
-            build.unengravable += lost
-            if skipped is not None:
-                build.skipped_pieces[skipped] = build.skipped_pieces.get(skipped, 0) + 1
-                continue
-            split = split_of(piece, SPLIT_PERCENT)
-            build.pieces[split] += bool(rows)
-            build.systems[split] += len(rows)
-            manifests[split].extend(json.dumps(r, ensure_ascii=False) for r in rows)
+    for split, rows in engrave_pieces(_build_piece, scores, out, measures, scale, jobs, progress, build):
+        build.pieces[split] += bool(rows)
+        build.systems[split] += len(rows)
+        manifests[split].extend(json.dumps(r, ensure_ascii=False) for r in rows)
     for split, lines in manifests.items():
         atomic_write_text(out / f"{split}.jsonl", "".join(line + "\n" for line in lines))
     summary = {"measures": measures, "scale": scale, "pieces": build.pieces, "systems": build.systems,

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from apps.vision.omr.corpus import SPLIT_PERCENT, corpus_scores, piece_id
+from apps.vision.omr.corpus import corpus_scores, engrave_pieces, piece_id
 from apps.vision.omr.engrave import DEFAULT_SCALE, engrave_svg
 from apps.vision.omr.kern import excerpts, read_kern
 from apps.vision.seg.masks import CLASSES, engrave_with_mask
-from core.data import SPLITS, split_of
+from core.data import SPLITS
 from core.errors import DataError, UserError
 from core.io import atomic_write, atomic_write_text
 
@@ -86,22 +85,10 @@ def build_seg_corpus(out: str | Path, measures: int = 3, limit: int | None = Non
         (out / sub).mkdir(parents=True, exist_ok=True)
     build = SegBuild(out)
     lists: dict[str, list[str]] = {s: [] for s in SPLITS}
-    work = [(p, out, measures, scale) for p in scores]
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-        results = pool.map(_build_piece, work, chunksize=4)
-        if progress:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=len(work), desc="engraving", unit="piece")
-        for piece, stems, skipped, lost in results:
-            build.unengravable += lost
-            if skipped is not None:
-                build.skipped_pieces[skipped] = build.skipped_pieces.get(skipped, 0) + 1
-                continue
-            split = split_of(piece, SPLIT_PERCENT)
-            build.pieces[split] += bool(stems)
-            build.images[split] += len(stems)
-            lists[split].extend(stems)
+    for split, stems in engrave_pieces(_build_piece, scores, out, measures, scale, jobs, progress, build):
+        build.pieces[split] += bool(stems)
+        build.images[split] += len(stems)
+        lists[split].extend(stems)
     for split, stems in lists.items():
         atomic_write_text(out / f"{split}.txt", "".join(s + "\n" for s in stems))
     summary = {"classes": list(CLASSES), "measures": measures, "scale": scale, "pieces": build.pieces,

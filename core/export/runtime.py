@@ -153,7 +153,8 @@ class _Decoding:
         feed = {"input_ids": ids, "offset": np.asarray(int(state.offset), dtype=np.int64), **self._memory_feeds(state)}
         outputs, past = self.session.run(feed, past_feeds(self.layers, state.layers))
         return (torch.from_numpy(outputs["logits"]),
-                DecoderState(past_states(self.layers, past), state.memory, int(state.offset) + ids.shape[1]))
+                DecoderState(past_states(self.layers, past), state.memory, int(state.offset) + ids.shape[1],
+                             state.beams))
 
     def _memory_feeds(self, state: DecoderState) -> dict[str, np.ndarray]:
         return {}
@@ -181,6 +182,7 @@ class OnnxEncoderDecoder(_Decoding):
         self.pad_id: int = self.config["pad_id"]
         self._enc_out = self.config["encoder_outputs"]
         self._enc_types = {i.name: i.type for i in self.encoder.get_inputs()}
+        self._feeds: tuple | None = None  # (memory list, beams, feeds) of the search in progress
         self._setup(self.decoder)
 
     def encode(self, *source) -> dict[str, torch.Tensor]:
@@ -208,10 +210,19 @@ class OnnxEncoderDecoder(_Decoding):
         return DecoderState(self._empty_layers(mask.shape[0]), memory, 0)
 
     def _memory_feeds(self, state: DecoderState) -> dict[str, np.ndarray]:
-        feed = {"memory_mask": _np(state.memory[0]["mask"])}
+        """The step graph wants one memory row per decoder row: a beam search's shared memory
+        (``state.beams`` > 1) is repeated once per search, not once per step."""
+        if self._feeds is not None and self._feeds[0] is state.memory and self._feeds[1] == state.beams:
+            return self._feeds[2]
+
+        def rows(t: torch.Tensor) -> np.ndarray:
+            return _np(t) if state.beams == 1 else np.repeat(_np(t), state.beams, axis=0)
+
+        feed = {"memory_mask": rows(state.memory[0]["mask"])}
         for i, m in enumerate(state.memory):
             key, value = cross_names(i, "past")
-            feed[key], feed[value] = _np(m["key"]), _np(m["value"])
+            feed[key], feed[value] = rows(m["key"]), rows(m["value"])
+        self._feeds = (state.memory, state.beams, feed)  # (holding the memory: its id is never reused)
         return feed
 
     def generate(self, source, cfg: GenerationConfig | None = None,

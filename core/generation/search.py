@@ -179,7 +179,7 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
     batch, k, device = state.batch_size, cfg.beam_size, _device(state)
     constraint = as_constraint(allowed)
     cstate = None if constraint is None else constraint.start(torch.arange(batch, device=device).repeat_interleave(k))
-    state = state.index_select(torch.arange(batch, device=device).repeat_interleave(k))
+    state = state.expand(k)  # (encoder memory stays one copy per source: DecoderState)
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
     seqs: list[list[int]] = [[] for _ in range(batch * k)]
@@ -225,7 +225,7 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
             break
         src, tok, score = zip(*chosen)
         src_index = torch.as_tensor(src, device=device)
-        state = state.index_select(src_index)
+        state = state.reorder(src_index)  # (each source's beams come from its own beams)
         if constraint is not None:
             cstate = constraint.advance(cstate[src_index.to(cstate.device)], torch.as_tensor(tok, device=cstate.device))
         seqs = [seqs[s] + [t_] for s, t_ in zip(src, tok)]

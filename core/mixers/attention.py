@@ -155,20 +155,33 @@ class CrossAttention(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, memory: State, need_weights: bool = False):
-        """-> output [B, T, D], or (output, weights [B, heads, T, S]) with ``need_weights``."""
+        """-> output [B, T, D], or (output, weights [B, heads, T, S]) with ``need_weights``.
+
+        ``memory`` may hold fewer rows than ``x`` (B = beams × memory rows, hypotheses of one
+        source consecutive; see :class:`core.models.DecoderState`): the beams of each source then
+        become extra query positions against the one copy of its keys/values."""
         b, t, _ = x.shape
-        q = self.q(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+        rows = memory["key"].shape[0]
+        beams = b // rows
+        q = self.q(x).view(rows, beams, t, self.n_heads, self.head_dim).permute(0, 3, 1, 2, 4)
+        q = q.reshape(rows, self.n_heads, beams * t, self.head_dim)
         mask = memory.get("mask")
         mask = None if mask is None else mask[:, None, None, :]
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, memory["key"], memory["value"], attn_mask=mask, dropout_p=p)
-        out = self.out(y.transpose(1, 2).reshape(b, t, -1))
+        out = self.out(self._unfold(y, beams, t).transpose(1, 2).reshape(b, t, -1))
         if not need_weights and self._records is None:
             return out
         scores = q @ memory["key"].transpose(-1, -2) / self.head_dim**0.5
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
-        weights = scores.softmax(-1)  # (before dropout: the weights SDPA used, in expectation)
+        weights = self._unfold(scores.softmax(-1), beams, t)  # (before dropout: what SDPA used, in expectation)
         if self._records is not None:
             self._records.append(weights)
         return (out, weights) if need_weights else out
+
+    @staticmethod
+    def _unfold(y: torch.Tensor, beams: int, t: int) -> torch.Tensor:
+        """[rows, heads, beams * T, E] -> [rows * beams, heads, T, E]"""
+        rows, h, _, e = y.shape
+        return y.view(rows, h, beams, t, e).transpose(1, 2).reshape(rows * beams, h, t, e)

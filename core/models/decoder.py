@@ -35,7 +35,7 @@ class Decoder(nn.Module):
         if state is None:
             return self.stack(x, mask=mask, memory=memory, real=real if real is not None else mask)[0], None
         h, layers = self.stack(x, mask=mask, states=state.layers, offset=state.offset, memory=state.memory)
-        return h, DecoderState(layers, state.memory, state.offset + x.shape[1])
+        return h, DecoderState(layers, state.memory, state.offset + x.shape[1], state.beams)
 
 
 class DecoderLM(nn.Module):

@@ -26,6 +26,13 @@ class HFDecoderState:
         return HFDecoderState(self.encoder_hidden.index_select(0, index), self.encoder_mask.index_select(0, index),
                               self.past, self.offset)
 
+    def expand(self, k: int) -> "HFDecoderState":
+        """(The HF cache keeps its cross-attention keys per row, so the encoder output is repeated.)"""
+        return self.index_select(torch.arange(self.batch_size, device=self.device).repeat_interleave(k))
+
+    def reorder(self, index: torch.Tensor) -> "HFDecoderState":
+        return self.index_select(index)
+
     @property
     def batch_size(self) -> int:
         return self.encoder_hidden.shape[0]

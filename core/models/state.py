@@ -2,6 +2,12 @@
 
 Attention layers hold growing KV caches, recurrent layers fixed-size states; both are dicts of
 tensors with the batch on dim 0, so beam search reorders all of them with one ``index_select``.
+
+The encoder's keys/values (``memory``) are the same for every hypothesis of one source, and for
+image or speech sources they are the biggest tensors in the state. Beam search therefore keeps one
+copy per source: after :meth:`DecoderState.expand` each memory row serves ``beams`` consecutive
+decoder rows, and :meth:`DecoderState.reorder` (hypotheses move only within their own source)
+never touches it. Cross-attention folds the beams into its query length to read that copy.
 """
 from __future__ import annotations
 
@@ -24,13 +30,37 @@ class DecoderState:
     memory: list[State] | None = None
     #: number of target positions consumed so far (absolute position of the next token)
     offset: int | torch.Tensor = 0  # a tensor inside exported graphs
+    #: consecutive decoder rows that share one memory row (beam hypotheses of one source)
+    beams: int = 1
 
     def index_select(self, index: torch.Tensor) -> "DecoderState":
-        """Keep/reorder/duplicate batch rows (beam expansion and beam reordering)."""
-        memory = None if self.memory is None else [_select(m, index) for m in self.memory]
+        """Keep/reorder/duplicate batch rows (any rows: e.g. dropping finished ones); every row
+        gets its own memory row again."""
+        memory = None
+        if self.memory is not None:
+            rows = index if self.beams == 1 else torch.div(index, self.beams, rounding_mode="floor")
+            memory = [_select(m, rows) for m in self.memory]
         return DecoderState([_select(s, index) for s in self.layers], memory, self.offset)
+
+    def expand(self, k: int) -> "DecoderState":
+        """Every row becomes ``k`` consecutive rows (hypotheses) that share its memory row."""
+        index = torch.arange(self.batch_size, device=_device(self)).repeat_interleave(k)
+        if self.memory is None:
+            return self.index_select(index)
+        return DecoderState([_select(s, index) for s in self.layers], self.memory, self.offset, self.beams * k)
+
+    def reorder(self, index: torch.Tensor) -> "DecoderState":
+        """Beam reordering: ``index[i]`` must lie in row i's own group of ``beams`` rows, so the
+        shared memory stays as it is."""
+        return DecoderState([_select(s, index) for s in self.layers], self.memory, self.offset, self.beams)
 
     @property
     def batch_size(self) -> int:
-        first = self.layers[0] if self.layers and self.layers[0] else (self.memory or [{}])[0]
-        return next(iter(first.values())).shape[0]
+        if self.layers and self.layers[0]:
+            return next(iter(self.layers[0].values())).shape[0]
+        return next(iter(self.memory[0].values())).shape[0] * self.beams
+
+
+def _device(state: DecoderState) -> torch.device:
+    first = state.layers[0] if state.layers and state.layers[0] else state.memory[0]
+    return next(iter(first.values())).device

@@ -54,6 +54,33 @@ def test_beam_one_equals_greedy():
         assert g[0].logprob == pytest.approx(b[0].logprob, abs=1e-4)
 
 
+@torch.no_grad()
+def test_beams_sharing_one_memory_copy_equal_materialised_memory():
+    """expand/reorder keep one copy of the encoder keys/values per source; the logits and the
+    cross-attention weights must equal those of a state with a copy per hypothesis."""
+    model, k = tiny_seq2seq(seed=2), 3
+    start = model.start(src_batch())
+    shared, copied = start.expand(k), start.index_select(torch.arange(3).repeat_interleave(k))
+    assert shared.memory[0]["key"].shape[0] == 3 and copied.memory[0]["key"].shape[0] == 9
+    assert shared.batch_size == copied.batch_size == 9
+    gen = torch.Generator().manual_seed(0)
+    cross = model.decoder.stack.layers[-1].cross
+    for _ in range(4):
+        ids = torch.randint(3, 12, (9, 1), generator=gen)
+        with cross.recording() as w_shared:
+            a, shared = model.step(ids, shared)
+        with cross.recording() as w_copied:
+            b, copied = model.step(ids, copied)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(w_shared[0], w_copied[0], atol=1e-6, rtol=1e-5)
+        within = torch.randint(0, k, (9,), generator=gen) + torch.arange(9) // k * k  # beams stay with their source
+        shared, copied = shared.reorder(within), copied.index_select(within)
+    assert shared.memory[0]["key"].shape[0] == 3
+    # dropping rows (greedy search does) gives every surviving row its own memory row again
+    kept = shared.index_select(torch.tensor([1, 7]))
+    torch.testing.assert_close(kept.memory[0]["key"], start.memory[0]["key"][[0, 2]])
+
+
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
 def test_wide_beam_finds_exhaustive_optimum(length_penalty):
     vocab, max_len = 5, 3

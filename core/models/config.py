@@ -98,6 +98,7 @@ class Seq2SeqConfig:
 class LMConfig:
     """Decoder-only causal language model."""
 
-    vocab_size: int
+    #: (apps link it from their datamodule's tokenizer)
+    vocab_size: int = 0
     decoder: BackboneConfig = field(default_factory=BackboneConfig)
     tie_output: bool = True

@@ -1,0 +1,87 @@
+"""Per-nucleotide gene labels: coding or not, which strand, which codon position.
+
+Seven classes, so that one label says everything a gene finder decides about a base:
+
+    0 non-coding | 1-3 forward-strand codon position 1, 2, 3 | 4-6 reverse-strand codon position 1, 2, 3
+
+(codon positions are counted from the gene's start codon on its own strand). The labels come
+from a GFF3 file's ``CDS`` features, or, for the bundled genome, from running the ``pyrodigal``
+gene finder on it: the model then learns to reproduce a rule-based annotator. Where genes
+overlap, the first one written keeps the bases (pyrodigal's overlaps are a few bases long).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from core.data.reports import SkipReport, text_lines
+
+GENE_LABELS = ("non-coding", "+1", "+2", "+3", "-1", "-2", "-3")
+NON_CODING = 0
+#: label of the same base read on the other strand (reverse-complement augmentation)
+SWAP_STRAND = np.array([0, 4, 5, 6, 1, 2, 3], dtype=np.int64)
+
+
+def paint_cds(labels: np.ndarray, start: int, end: int, strand: int, phase: int = 0) -> None:
+    """Label bases ``start..end`` (0-based, inclusive) as one coding stretch, where still free.
+    ``phase``: bases before the first complete codon (GFF3 column 8), counted on ``strand``."""
+    pos = np.arange(start, end + 1)
+    codon = (pos - start - phase) % 3 if strand > 0 else (end - phase - pos) % 3
+    free = labels[start:end + 1] == NON_CODING
+    labels[start:end + 1][free] = (codon + (1 if strand > 0 else 4))[free]
+
+
+def pyrodigal_labels(sequence: str) -> tuple[np.ndarray, int]:
+    """Labels from pyrodigal's single-genome mode (trained on this sequence) and the gene count."""
+    import pyrodigal
+
+    finder = pyrodigal.GeneFinder()
+    finder.train(sequence)
+    labels = np.zeros(len(sequence), dtype=np.int64)
+    genes = finder.find_genes(sequence)
+    for gene in genes:  # 1-based inclusive coordinates; a gene on -1 starts at ``end``
+        paint_cds(labels, gene.begin - 1, gene.end - 1, gene.strand)
+    return labels, len(genes)
+
+
+def read_gff_labels(path: str | Path, lengths: Mapping[str, int]) -> tuple[dict[str, np.ndarray], SkipReport]:
+    """Per-sequence labels from the ``CDS`` lines of a GFF3 file (other feature types are read
+    and ignored). Skips: ``not 9 tab-separated columns``, ``unknown sequence id`` (not in the
+    FASTA), ``bad coordinates`` (not integers, start > end, or beyond the sequence),
+    ``bad strand`` (not + or -), ``bad phase`` (not 0, 1, 2)."""
+    path = Path(path)
+    report = SkipReport(str(path))
+    labels = {name: np.zeros(n, dtype=np.int64) for name, n in lengths.items()}
+    for lineno, text in text_lines(path, report):
+        if text.startswith("#"):
+            report.total -= 1  # directives and comments are not records
+            if text.startswith("##FASTA"):
+                break  # an embedded FASTA section follows: no more features
+            continue
+        fields = text.rstrip("\n").split("\t")
+        if len(fields) != 9:
+            report.skip("not 9 tab-separated columns", lineno)
+            continue
+        seqid, _, kind, start, end, _, strand, phase, _ = fields
+        if kind != "CDS":
+            continue
+        if seqid not in labels:
+            report.skip("unknown sequence id", lineno, "not in the FASTA file")
+            continue
+        try:
+            begin, stop = int(start) - 1, int(end) - 1
+        except ValueError:
+            begin = stop = -1
+        if not 0 <= begin <= stop < lengths[seqid]:
+            report.skip("bad coordinates", lineno)
+            continue
+        if strand not in ("+", "-"):
+            report.skip("bad strand", lineno, "+ or - for a CDS")
+            continue
+        if phase not in ("0", "1", "2"):
+            report.skip("bad phase", lineno, "0, 1 or 2 for a CDS")
+            continue
+        paint_cds(labels[seqid], begin, stop, 1 if strand == "+" else -1, int(phase))
+    return labels, report

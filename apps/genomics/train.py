@@ -1,0 +1,26 @@
+"""``python -m apps.genomics.train fit|validate|test|predict --config apps/genomics/configs/dna_lm.yaml``
+
+A config names its task and data classes (``class_path``): DNA language modelling
+(``apps.genomics.dna.task.DNALMTask``) or gene tagging (``apps.genomics.dna.task.GeneTagTask``),
+both over ``apps.genomics.dna.data.DNADataModule``.
+"""
+from __future__ import annotations
+
+from core.training import BaseTask, run_cli
+
+#: data-derived sizes copied into the model (a link a task lacks is skipped by jsonargparse)
+LINKS = (
+    ("data.vocab_size", "model.init_args.arch.vocab_size"),
+    ("data.num_classes", "model.init_args.arch.num_classes"),  # gene tagging
+)
+
+
+def main(args: list[str] | None = None, run: bool = True):
+    import lightning as L
+
+    return run_cli(BaseTask, L.LightningDataModule, args=args, links=LINKS, run=run,
+                   subclass_mode_model=True, subclass_mode_data=True)
+
+
+if __name__ == "__main__":
+    main()

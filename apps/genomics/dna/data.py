@@ -174,10 +174,10 @@ class DNADataModule(L.LightningDataModule):
         if self.length_warmup and self._trainer_attached() and self.trainer.reload_dataloaders_every_n_epochs != 1:
             raise UserError("length_warmup needs trainer.reload_dataloaders_every_n_epochs: 1")
         length = self.train_window()
-        scale = max(1, self.window // length)  # same bases per batch while the windows are short
+        scale = max(1, self.window // length)  # same bases per batch (and per epoch) while the windows are short
         complement = complement_table(self.tokenizer) if self.reverse_complement else None
         extra = 1 if self.task == "lm" else 0  # an LM window predicts ``length`` bases from length + 1
-        data = TrainWindows(self.segments("train"), length + extra, self.windows_per_epoch, complement)
+        data = TrainWindows(self.segments("train"), length + extra, self.windows_per_epoch * scale, complement)
         return DataLoader(data, batch_size=self.batch_size * scale, shuffle=False, collate_fn=collate,
                           num_workers=self.num_workers, drop_last=True)
 

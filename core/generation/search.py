@@ -174,17 +174,18 @@ def _left_to_right(model, state, cfg, allowed, generator, n: int, processor=None
 def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
                 allowed: Constraint | None = None, processor: LogitsProcessor | None = None) -> list[list[Hypothesis]]:
     """Batched beam search with fairseq's stopping rule: a row is done once ``beam_size``
-    hypotheses have ended with EOS; scores are length-normalised log-probabilities."""
+    hypotheses have ended with EOS; scores are length-normalised log-probabilities. A done row's
+    beams leave the batch (``keep_sources``), so one long row does not keep the others computing."""
     cfg = cfg.resolve(model)
     batch, k, device = state.batch_size, cfg.beam_size, _device(state)
     constraint = as_constraint(allowed)
     cstate = None if constraint is None else constraint.start(torch.arange(batch, device=device).repeat_interleave(k))
     state = state.expand(k)  # (encoder memory stays one copy per source: DecoderState)
+    alive = list(range(batch))  # original batch row of each source still searching, in state order
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
     seqs: list[list[int]] = [[] for _ in range(batch * k)]
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    done = [False] * batch
     ids = torch.full((batch * k, 1), cfg.bos_id, dtype=torch.long, device=device)
     for t in range(cfg.max_len):
         logits, state = model.step(ids, state)
@@ -192,44 +193,51 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
         vocab = logp.shape[-1]
         logp = _constrain(logp, constraint, cstate, cfg.eos_id)
         if processor is not None:
-            logp = processor(t, torch.arange(batch * k, device=device) // k, logp)
+            logp = processor(t, torch.as_tensor(alive, device=device).repeat_interleave(k), logp)
         if t < cfg.min_len:
             logp[:, cfg.eos_id] = float("-inf")
         if t == cfg.max_len - 1:
             forced = torch.full_like(logp, float("-inf"))
             forced[:, cfg.eos_id] = logp[:, cfg.eos_id]
             logp = forced
-        cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
+        cand = (scores.view(-1, 1) + logp).view(len(alive), k * vocab)
         top_scores, top_index = cand.topk(2 * k, dim=-1)
         top_scores, top_index = top_scores.tolist(), top_index.tolist()
         chosen: list[tuple[int, int, float]] = []  # (source beam, token, score) for the next step
+        kept: list[int] = []  # positions in ``alive`` of the sources that go on
         norm = float(t + 1) ** cfg.length_penalty
-        for b in range(batch):
+        for j, b in enumerate(alive):
             row: list[tuple[int, int, float]] = []
-            if not done[b]:
-                for rank, (s, flat) in enumerate(zip(top_scores[b], top_index[b])):
-                    if s == float("-inf"):
-                        break
-                    src, tok = b * k + flat // vocab, flat % vocab
-                    if tok == cfg.eos_id:
-                        if rank < k:  # an EOS only counts when it ranks inside the beam
-                            finished[b].append(Hypothesis(list(seqs[src]), s / norm, s))
-                    elif len(row) < k:
-                        row.append((src, tok, s))
-                done[b] = len(finished[b]) >= k
-            if done[b]:
-                row = []
-            row += [(b * k, cfg.eos_id, float("-inf"))] * (k - len(row))  # dead beams keep shapes fixed
+            for rank, (s, flat) in enumerate(zip(top_scores[j], top_index[j])):
+                if s == float("-inf"):
+                    break
+                src, tok = j * k + flat // vocab, flat % vocab
+                if tok == cfg.eos_id:
+                    if rank < k:  # an EOS only counts when it ranks inside the beam
+                        finished[b].append(Hypothesis(list(seqs[src]), s / norm, s))
+                elif len(row) < k:
+                    row.append((src, tok, s))
+            if len(finished[b]) >= k or not row:
+                continue
+            row += [(j * k, cfg.eos_id, float("-inf"))] * (k - len(row))  # dead beams keep shapes fixed
             chosen += row
-        if all(done):
+            kept.append(j)
+        if not kept:
             break
         src, tok, score = zip(*chosen)
         src_index = torch.as_tensor(src, device=device)
+        if len(kept) < len(alive):  # done sources leave: their beams first, then their memory
+            state = state.keep_sources(torch.as_tensor(kept, device=device))
+            src_index = src_index - torch.as_tensor(kept, device=device).repeat_interleave(k) * k \
+                + torch.arange(len(kept), device=device).repeat_interleave(k) * k
+            alive = [alive[j] for j in kept]
         state = state.reorder(src_index)  # (each source's beams come from its own beams)
         if constraint is not None:
-            cstate = constraint.advance(cstate[src_index.to(cstate.device)], torch.as_tensor(tok, device=cstate.device))
-        seqs = [seqs[s] + [t_] for s, t_ in zip(src, tok)]
-        scores = torch.as_tensor(score, device=device).view(batch, k)
+            rows = torch.as_tensor([s_ for s_ in src], device=cstate.device)
+            cstate = constraint.advance(cstate[rows], torch.as_tensor(tok, device=cstate.device))
+        seqs = [seqs[s_] for s_ in src]
+        seqs = [prefix + [t_] for prefix, t_ in zip(seqs, tok)]
+        scores = torch.as_tensor(score, device=device).view(len(alive), k)
         ids = torch.as_tensor(tok, device=device)[:, None]
     return [sorted(f, key=lambda h: -h.score)[: cfg.n_best] for f in finished]
 

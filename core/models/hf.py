@@ -19,19 +19,26 @@ class HFDecoderState:
     encoder_mask: torch.Tensor
     past: Any = None  # transformers Cache (None before the first step)
     offset: int = 0
+    #: rows per source after ``expand`` (every row keeps its own copy of the encoder output)
+    beams: int = 1
 
     def index_select(self, index: torch.Tensor) -> "HFDecoderState":
         if self.past is not None:
             self.past.reorder_cache(index)  # in place: the searches never reuse the old state
         return HFDecoderState(self.encoder_hidden.index_select(0, index), self.encoder_mask.index_select(0, index),
-                              self.past, self.offset)
+                              self.past, self.offset, self.beams)
 
     def expand(self, k: int) -> "HFDecoderState":
         """(The HF cache keeps its cross-attention keys per row, so the encoder output is repeated.)"""
-        return self.index_select(torch.arange(self.batch_size, device=self.device).repeat_interleave(k))
+        expanded = self.index_select(torch.arange(self.batch_size, device=self.device).repeat_interleave(k))
+        expanded.beams = self.beams * k
+        return expanded
 
     def reorder(self, index: torch.Tensor) -> "HFDecoderState":
         return self.index_select(index)
+
+    def keep_sources(self, sources: torch.Tensor) -> "HFDecoderState":
+        return self.index_select((sources[:, None] * self.beams + torch.arange(self.beams, device=sources.device)).flatten())
 
     @property
     def batch_size(self) -> int:
@@ -73,4 +80,4 @@ class HFEncoderDecoder(nn.Module):
         out = self.hf(encoder_outputs=(state.encoder_hidden,), attention_mask=state.encoder_mask, decoder_input_ids=ids,
                       past_key_values=state.past, use_cache=True)
         return out.logits, HFDecoderState(state.encoder_hidden, state.encoder_mask, out.past_key_values,
-                                          state.offset + ids.shape[1])
+                                          state.offset + ids.shape[1], state.beams)

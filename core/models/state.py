@@ -6,8 +6,8 @@ tensors with the batch on dim 0, so beam search reorders all of them with one ``
 The encoder's keys/values (``memory``) are the same for every hypothesis of one source, and for
 image or speech sources they are the biggest tensors in the state. Beam search therefore keeps one
 copy per source: after :meth:`DecoderState.expand` each memory row serves ``beams`` consecutive
-decoder rows, and :meth:`DecoderState.reorder` (hypotheses move only within their own source)
-never touches it. Cross-attention folds the beams into its query length to read that copy.
+decoder rows, :meth:`DecoderState.reorder` (hypotheses move only within their own source)
+never touches it, and :meth:`DecoderState.keep_sources` drops finished sources whole. Cross-attention folds the beams into its query length to read that copy.
 """
 from __future__ import annotations
 
@@ -45,14 +45,19 @@ class DecoderState:
     def expand(self, k: int) -> "DecoderState":
         """Every row becomes ``k`` consecutive rows (hypotheses) that share its memory row."""
         index = torch.arange(self.batch_size, device=_device(self)).repeat_interleave(k)
-        if self.memory is None:
-            return self.index_select(index)
         return DecoderState([_select(s, index) for s in self.layers], self.memory, self.offset, self.beams * k)
 
     def reorder(self, index: torch.Tensor) -> "DecoderState":
         """Beam reordering: ``index[i]`` must lie in row i's own group of ``beams`` rows, so the
         shared memory stays as it is."""
         return DecoderState([_select(s, index) for s in self.layers], self.memory, self.offset, self.beams)
+
+    def keep_sources(self, sources: torch.Tensor) -> "DecoderState":
+        """Keep these sources (positions among the groups of ``beams`` rows), all their rows and
+        their memory: beam search dropping the sources that are done."""
+        rows = (sources[:, None] * self.beams + torch.arange(self.beams, device=sources.device)).flatten()
+        memory = None if self.memory is None else [_select(m, sources) for m in self.memory]
+        return DecoderState([_select(s, rows) for s in self.layers], memory, self.offset, self.beams)
 
     @property
     def batch_size(self) -> int:

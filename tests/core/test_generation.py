@@ -81,6 +81,36 @@ def test_beams_sharing_one_memory_copy_equal_materialised_memory():
     torch.testing.assert_close(kept.memory[0]["key"], start.memory[0]["key"][[0, 2]])
 
 
+def test_batched_beam_search_equals_one_row_at_a_time():
+    """Sources that finish leave the batch (keep_sources); the others must not notice. A logits
+    processor ends source i after ``stop[i]`` tokens, so they finish at different steps."""
+    model = tiny_seq2seq(seed=4)
+    with torch.no_grad():  # unit-scale weights: at the default init the logits hardly depend on the context
+        for p in model.parameters():
+            p.normal_(0.0, 1.0 if p.dim() < 2 else p.shape[1] ** -0.5)
+    src = torch.tensor([[5, 6, 7, 8, EOS], [9, 4, EOS, 0, 0], [4, 4, 4, EOS, 0], [7, EOS, 0, 0, 0], [8, 9, 10, 11, EOS]])
+    stop = torch.tensor([3, 9, 1, 6, 11])
+    cfg = GenerationConfig(strategy="beam", beam_size=3, n_best=3, max_len=12, length_penalty=0.0)
+
+    def ending(offset):
+        def processor(t, rows, logp):
+            late = t >= stop[rows + offset]
+            logp[late] = torch.where(torch.arange(logp.shape[1]) == EOS, 0.0, float("-inf"))
+            return logp
+        return processor
+
+    batched = generate(model, model.start(src), cfg, processor=ending(0))
+    lengths = set()
+    for i in range(len(src)):
+        row = src[i:i + 1, : int((src[i] != 0).sum())]
+        alone = generate(model, model.start(row), cfg, processor=ending(i))[0]
+        assert [h.tokens for h in batched[i]] == [h.tokens for h in alone]
+        lengths.add(max(len(h.tokens) for h in alone))
+        for a, b in zip(batched[i], alone):
+            assert a.score == pytest.approx(b.score, abs=1e-4)
+    assert len(lengths) >= 3  # sources finished at different steps
+
+
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])
 def test_wide_beam_finds_exhaustive_optimum(length_penalty):
     vocab, max_len = 5, 3

@@ -77,11 +77,27 @@ def test_length_warmup_grows_windows_and_needs_reloading(tmp_path):
 
 @pytest.mark.parametrize("config,task_class,metric", [("dna_lm_tiny.yaml", DNALMTask, "test/bits_per_nt"),
                                                        ("gene_tag_tiny.yaml", GeneTagTask, "test/f1")])
-def test_checkpoint_from_fit_tests_through_the_cli(config, task_class, metric, tmp_path):
-    cli = main(["fit", "--config", f"apps/genomics/configs/{config}", "--trainer.default_root_dir", str(tmp_path)])
-    ckpt = cli.trainer.checkpoint_callback.best_model_path
+def test_checkpoint_from_fit_tests_through_the_cli(config, task_class, metric, fitted, tmp_path):
+    ckpt = fitted(config)
     assert isinstance(BaseTask.from_checkpoint(ckpt), task_class)
-    tested = main(["test", "--config", f"apps/genomics/configs/{config}", "--ckpt_path", ckpt,
+    tested = main(["test", "--config", f"apps/genomics/configs/{config}", "--ckpt_path", str(ckpt),
                    "--trainer.default_root_dir", str(tmp_path)])
     value = float(tested.trainer.callback_metrics[metric])
     assert (0 < value < 4) if metric.endswith("bits_per_nt") else (0 <= value <= 1)
+
+
+def test_generate_continues_prompts_in_order_and_reports_bad_ones(fitted, tmp_path, capsys):
+    from apps.genomics.generate import main as generate_main
+
+    out = tmp_path / "samples.fa"
+    code = generate_main(["--checkpoint", str(fitted("dna_lm_tiny.yaml")), "--prompt", "ACGTAC", "--prompt", "HELLO",
+                          "--prompt", "G", "--length", "30", "--samples", "2", "--output", str(out)])
+    assert code == 1 and "skipped prompt prompt2" in capsys.readouterr().err
+    records = out.read_text().split(">")[1:]
+    names = [r.split("\n", 1)[0] for r in records]
+    seqs = ["".join(r.split("\n")[1:]) for r in records]
+    assert names == ["prompt1_sample1", "prompt1_sample2", "prompt2_sample1", "prompt2_sample2",
+                     "prompt3_sample1", "prompt3_sample2"]
+    assert seqs[2] == seqs[3] == ""
+    for seq, prompt in zip(seqs[:2] + seqs[4:], ["ACGTAC"] * 2 + ["G"] * 2):
+        assert seq.startswith(prompt) and len(seq) == len(prompt) + 30 and set(seq) <= set("ACGTN")

@@ -142,17 +142,44 @@ def ids_to_kern(tok, ids: list[int]) -> str:
 
 
 @torch.no_grad()
-def decode_ours(model, batch, beam: int, max_len: int) -> list[list[int]]:
-    cfg = GenerationConfig(strategy="beam" if beam > 1 else "greedy", beam_size=beam, max_len=max_len)
+def decode_ours(model, batch, beam: int, max_len: int, min_len: int = 0) -> list[list[int]]:
+    cfg = GenerationConfig(strategy="beam" if beam > 1 else "greedy", beam_size=beam, max_len=max_len, min_len=min_len)
     return [row[0].tokens for row in generate(model, model.start(batch["images"], batch["sizes"]), cfg)]
 
 
 @torch.no_grad()
-def decode_peer(model, batch, beam: int, max_len: int) -> list[list[int]]:
+def decode_peer(model, batch, beam: int, max_len: int, min_len: int = 0) -> list[list[int]]:
     out = model.generate(pixel_values=batch["images"], interpolate_pos_encoding=True, num_beams=beam,
-                         max_new_tokens=max_len, decoder_start_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
-                         do_sample=False, length_penalty=1.0, early_stopping=True)
+                         max_new_tokens=max_len, min_new_tokens=min_len, decoder_start_token_id=BOS, eos_token_id=EOS,
+                         pad_token_id=PAD, do_sample=False, length_penalty=1.0)
     return [row.tolist() for row in out]
+
+
+def decode_speed(trainees: list[Trainee], batches, beam: int, length: int, corpus, quick: bool) -> None:
+    """Images/s of each (untrained) model when every output is exactly ``length`` tokens: what
+    a model has learnt to write no longer decides how long it decodes."""
+    for t in trainees:
+        t.model.eval()
+        t.decode(t.model, {k: v[:2] for k, v in batches[0].items()}, beam, 4)  # untimed warm-up
+    seconds = {t.name: {1: 0.0, beam: 0.0} for t in trainees}
+    n = sum(len(b["kern"]) for b in batches)
+    for batch in batches:
+        for width in (1, beam):
+            for t in trainees:
+                t0 = time.perf_counter()
+                t.decode(t.model, batch, width, length, length - 1)
+                seconds[t.name][width] += time.perf_counter() - t0
+    rows = [[name, f"{n / s[1]:.2f}", f"{seconds[PEER][1] / s[1]:.2f}x",
+             f"{n / s[beam]:.2f}", f"{seconds[PEER][beam] / s[beam]:.2f}x"] for name, s in seconds.items()]
+    table = markdown_table(["model", "greedy img/s", "vs HF", f"beam-{beam} img/s", "vs HF"], rows)
+    notes = (f"{n} test systems in batches of up to 16, every output forced to {length} tokens (EOS forbidden "
+             "before), untrained models of the benchmark's shapes: decoding speed at equal output length.")
+    if quick:
+        print(table + "\n\n" + notes)
+    else:
+        record("OMR decoding speed at equal output length: seqlab vs HF VisionEncoderDecoderModel.generate",
+               f"python benchmarks/omr.py --corpus {corpus} --decode-speed {length} --eval {n} --beam {beam}",
+               table, notes)
 
 
 def evaluate(trainees: list[Trainee], batches, tok, beam: int, max_len: int) -> dict[str, dict[str, float]]:
@@ -188,6 +215,9 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--sample", help="write the first test system above our re-engraved prediction here (PNG)")
     p.add_argument("--quick", action="store_true", help="3 chorales, seconds of training, not recorded")
+    p.add_argument("--decode-speed", type=int, metavar="L",
+                   help="no training: decode with every model forced to write L tokens (EOS forbidden until then), "
+                        "so decoding speed is compared at equal output lengths")
     a = p.parse_args()
     torch.manual_seed(0)
     split = "valid" if a.quick else "test"  # the 3 smoke-test chorales hold no test piece
@@ -214,6 +244,8 @@ def main() -> None:
         torch.manual_seed(0)
         trainees.append(Trainee(name, build(), loss_fn, decode, a.lr, a.warmup))
         print(f"{name}: {params(trainees[-1].model):.2f} M parameters", flush=True)
+    if a.decode_speed:
+        return decode_speed(trainees, test, a.beam, a.decode_speed, a.corpus, a.quick)
     print(f"training each for {a.budget_s:.0f} s of compute", flush=True)
     train(trainees, dm, a.budget_s)
     results = {t.name: {"params": params(t.model), "steps": t.steps, "train_img_s": t.images / t.spent,

@@ -142,6 +142,10 @@ class DNADataModule(L.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
+        """Gene labels (tagging only: a language model has no such size, so the CLI's link to
+        ``arch.num_classes`` is skipped for it)."""
+        if self.task != "tag":
+            raise AttributeError("num_classes: only gene tagging has classes")
         return len(GENE_LABELS)
 
     def tokenizers_json(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from apps.genomics.nucleotides import ALPHABET, encode_sequence, encoder_table
 from core.data.readers import read_fasta
 from core.data.splits import default_cache_dir
 from core.errors import DataError
+from core.io import atomic_write
 from core.tokenizers import CharTokenizer
 
 BUNDLED_ID = "GCF_001457455.1"
@@ -97,8 +98,10 @@ def _cached_pyrodigal(sequence: str, cache_dir: str | Path | None) -> np.ndarray
         if len(labels) == len(sequence):
             return labels
     labels, _ = pyrodigal_labels(sequence.upper())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, labels)
-    tmp.replace(path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # (a file object: np.save adds no ".npy" to the temp name)
+            np.save(f, labels)
+
+    atomic_write(path, write)
     return labels

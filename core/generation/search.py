@@ -243,8 +243,4 @@ def beam_search(model: Decodable, state: DecoderState, cfg: GenerationConfig,
 
 
 def _device(state) -> torch.device:
-    """States may expose ``device`` (HF and ONNX adapters); DecoderState is found by its tensors."""
-    if hasattr(state, "device"):
-        return state.device
-    first = state.layers[0] if state.layers and state.layers[0] else state.memory[0]
-    return next(iter(first.values())).device
+    return state.device  # (DecoderState, HF and ONNX states all say where their tensors are)

@@ -44,7 +44,7 @@ class DecoderState:
 
     def expand(self, k: int) -> "DecoderState":
         """Every row becomes ``k`` consecutive rows (hypotheses) that share its memory row."""
-        index = torch.arange(self.batch_size, device=_device(self)).repeat_interleave(k)
+        index = torch.arange(self.batch_size, device=self.device).repeat_interleave(k)
         return DecoderState([_select(s, index) for s in self.layers], self.memory, self.offset, self.beams * k)
 
     def reorder(self, index: torch.Tensor) -> "DecoderState":
@@ -60,12 +60,12 @@ class DecoderState:
         return DecoderState([_select(s, rows) for s in self.layers], memory, self.offset, self.beams)
 
     @property
+    def device(self) -> torch.device:
+        first = self.layers[0] if self.layers and self.layers[0] else self.memory[0]
+        return next(iter(first.values())).device
+
+    @property
     def batch_size(self) -> int:
         if self.layers and self.layers[0]:
             return next(iter(self.layers[0].values())).shape[0]
         return next(iter(self.memory[0].values())).shape[0] * self.beams
-
-
-def _device(state: DecoderState) -> torch.device:
-    first = state.layers[0] if state.layers and state.layers[0] else state.memory[0]
-    return next(iter(first.values())).device

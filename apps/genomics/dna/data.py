@@ -168,14 +168,11 @@ class DNADataModule(L.LightningDataModule):
 
     def train_window(self) -> int:
         """This epoch's window length (sequence-length warm-up, then ``window``)."""
-        epoch = self.trainer.current_epoch if self._trainer_attached() else 0
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         return self.length_warmup[epoch] if epoch < len(self.length_warmup) else self.window
 
-    def _trainer_attached(self) -> bool:
-        return getattr(self, "trainer", None) is not None
-
     def train_dataloader(self):
-        if self.length_warmup and self._trainer_attached() and self.trainer.reload_dataloaders_every_n_epochs != 1:
+        if self.length_warmup and self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
             raise UserError("length_warmup needs trainer.reload_dataloaders_every_n_epochs: 1")
         length = self.train_window()
         scale = max(1, self.window // length)  # same bases per batch (and per epoch) while the windows are short

@@ -33,7 +33,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -24,10 +24,11 @@ from core.io import atomic_write_text
 from core.tokenizers.base import EOS_ID
 
 
-def sample(task: DNALMTask, prompt: str, length: int, samples: int, temperature: float, top_k: int,
+def sample(model, tok, prompt: str, length: int, samples: int, temperature: float, top_k: int,
            generator: torch.Generator) -> list[str]:
-    """``samples`` continuations of ``length`` bases after ``prompt`` (which conditions them all)."""
-    tok = task.tokenizers["dna"]
+    """``samples`` continuations of ``length`` bases after ``prompt`` (which conditions them all).
+    ``model`` is a :class:`~core.models.DecoderLM` or its export (:class:`~core.export.OnnxDecoderLM`):
+    both have ``start`` and ``step``, and the loop is core.generation's either way."""
     ids = tok.encode(prompt)
     bases = torch.tensor([i for i in (tok.token_to_id(b) for b in BASES + BASES.lower()) if i is not None])
     allowed = torch.zeros(tok.vocab_size, dtype=torch.bool)
@@ -36,7 +37,6 @@ def sample(task: DNALMTask, prompt: str, length: int, samples: int, temperature:
     def only_bases(step: int, rows: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         return logp.masked_fill(~allowed, float("-inf"))  # (the last step's forced end still ends)
 
-    model = task.model.eval()
     with torch.inference_mode():
         state = model.start(samples)
         if len(ids) > 1:  # the prompt but its last base, which generation feeds first
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{a.checkpoint}: the model reads at most {task.arch.decoder.max_len} bases "
                         f"(prompt + --length is {longest})")
     generator = torch.Generator().manual_seed(a.seed)
+    model, tok = task.model.eval(), task.tokenizers["dna"]
     out, skipped = [], 0
     for name, text, where in prompts:
         bad = sorted(set(text) - ALPHABET)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped += 1
             out += [f">{name}_sample{k + 1}\n" for k in range(a.samples)]
             continue
-        for k, seq in enumerate(sample(task, text, a.length, a.samples, a.temperature, a.top_k, generator)):
+        for k, seq in enumerate(sample(model, tok, text, a.length, a.samples, a.temperature, a.top_k, generator)):
             out.append(f">{name}_sample{k + 1}\n" + "\n".join(seq[i:i + 80] for i in range(0, len(seq), 80)) + "\n")
     text = "".join(out)
     if a.output:

@@ -85,3 +85,31 @@ def read_gff_labels(path: str | Path, lengths: Mapping[str, int]) -> tuple[dict[
             continue
         paint_cds(labels[seqid], begin, stop, 1 if strand == "+" else -1, int(phase))
     return labels, report
+
+
+def coding_stretches(labels: np.ndarray, min_length: int = 1) -> list[tuple[int, int, int, int]]:
+    """The CDS features a label track describes, the inverse of :func:`paint_cds`: maximal runs
+    of one strand's labels whose codon position advances base by base, as ``(start, end, strand,
+    phase)`` (0-based inclusive; phase from the codon position of the run's first base on its
+    strand). A frame shift starts a new feature, so every feature has one reading frame. Runs
+    shorter than ``min_length`` are dropped: a tagger's stray coding calls are not genes."""
+    labels = np.asarray(labels)
+    strand = np.where((labels >= 1) & (labels <= 3), 1, np.where(labels >= 4, -1, 0))
+    codon = np.where(strand > 0, labels - 1, labels - 4)
+    # along the genome a + gene's codon position goes 0 1 2 0 ..., a - gene's 2 1 0 2 ...
+    follows = (strand[1:] == strand[:-1]) & ((codon[1:] - codon[:-1] - strand[1:]) % 3 == 0)
+    edges = np.flatnonzero(~follows) + 1
+    out = []
+    for a, b in zip(np.r_[0, edges], np.r_[edges, len(labels)]):
+        s = int(strand[a])
+        if s == 0 or b - a < min_length:
+            continue
+        first = int(codon[a] if s > 0 else codon[b - 1])  # the gene's first base on its own strand
+        out.append((int(a), int(b - 1), s, (-first) % 3))
+    return out
+
+
+def gff3_lines(seqid: str, stretches: list[tuple[int, int, int, int]], source: str = "seqlab") -> list[str]:
+    """GFF3 ``CDS`` lines (1-based coordinates) for :func:`coding_stretches`' output."""
+    return [f"{seqid}\t{source}\tCDS\t{a + 1}\t{b + 1}\t.\t{'+' if s > 0 else '-'}\t{phase}\t"
+            f"ID={seqid}_cds{k + 1}\n" for k, (a, b, s, phase) in enumerate(stretches)]

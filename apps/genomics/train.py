@@ -2,7 +2,9 @@
 
 A config names its task and data classes (``class_path``): DNA language modelling
 (``apps.genomics.dna.task.DNALMTask``) or gene tagging (``apps.genomics.dna.task.GeneTagTask``),
-both over ``apps.genomics.dna.data.DNADataModule``.
+both over ``apps.genomics.dna.data.DNADataModule``; or one label per sequence (peptide properties,
+DNA sequence classes: ``apps.genomics.property.task.PropertyTask`` over
+``apps.genomics.property.data.PropertyDataModule``).
 """
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ from core.training import BaseTask, run_cli
 LINKS = (
     ("data.vocab_size", "model.init_args.arch.vocab_size"),
     ("data.num_classes", "model.init_args.arch.num_classes"),  # gene tagging
+    ("data.num_outputs", "model.init_args.arch.num_outputs"),  # sequence properties
+    ("data.kind", "model.init_args.kind"),
+    ("data.classes", "model.init_args.classes"),
+    ("data.target_scale", "model.init_args.target_scale"),
 )
 
 

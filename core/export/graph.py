@@ -7,6 +7,7 @@ one (:mod:`core.io`), never a truncated graph that a runner would load.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -62,9 +63,15 @@ def new_output_dir(path: str | Path) -> Path:
 def exporting(model: nn.Module):
     """:func:`core.nn.modes.evaluating` (eval mode, no autograd, the caller's mode put back) without
     the exporter's warnings about dynamic axis names it does not keep."""
+    folding = logging.getLogger("onnxscript.optimizer._constant_folding")  # one line per Split it skips
+    level = folding.level
     with evaluating(model), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
-        yield model
+        folding.setLevel(logging.ERROR)
+        try:
+            yield model
+        finally:
+            folding.setLevel(level)
 
 
 def export_graph(module: nn.Module, args: tuple, path: str | Path, input_names: Sequence[str],

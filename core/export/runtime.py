@@ -58,6 +58,9 @@ def open_export(path: str | Path, fmt: str, providers: Sequence[str] | None = No
     path = Path(path)
     config = read_config(path, fmt, version)
     providers = list(providers or ["CPUExecutionProvider"])
+    if session_options is None:  # onnxruntime's notes on unused initializers are not the user's business
+        session_options = ort.SessionOptions()
+        session_options.log_severity_level = 3
     return config, {name: ort.InferenceSession(str(path / f), session_options, providers=providers)
                     for name, f in config["files"].items()}
 

@@ -31,6 +31,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_checkpoint(path, map_location or "cpu")
 
 
+def datamodule_options(path: str | Path) -> dict[str, Any]:
+    """The datamodule's constructor arguments a checkpoint recorded (a datamodule that calls
+    ``save_hyperparameters``), without LightningCLI's bookkeeping keys (``_class_path``...), so
+    ``DataModule(**options)`` rebuilds the data the model was trained on; ``{}`` if none."""
+    options = load_checkpoint(path).get("datamodule_hyper_parameters") or {}
+    return {k: v for k, v in options.items() if not k.startswith("_")}
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a Lightning checkpoint as plain data; no code from the file is executed.
 

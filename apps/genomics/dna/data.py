@@ -119,6 +119,7 @@ class DNADataModule(L.LightningDataModule):
         user FASTA needs a ``gff`` of its CDS features. ``eval_limit`` caps the validation and
         test windows (tests and quick runs); ``windows_per_epoch`` sets what an epoch is."""
         super().__init__()
+        self.save_hyperparameters()  # in checkpoints: predict and export read the same data
         if task not in TASKS:
             raise UserError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         if task == "tag" and fasta is not None and gff is None:

@@ -18,6 +18,7 @@ LINKS = (
     ("data.kind", "model.init_args.kind"),
     ("data.classes", "model.init_args.classes"),
     ("data.target_scale", "model.init_args.target_scale"),
+    ("data.properties", "model.init_args.properties"),  # molecules (Regression Transformer)
 )
 
 

@@ -18,14 +18,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from torch.utils.data import DataLoader
 
 from apps.speech.audio import SAMPLE_RATE, read_audio
 from apps.speech.corpus import build_espeak_corpus
 from apps.speech.manifests import Utterance, normalize_transcript, read_corpus, validate
 from apps.speech.phonemes import phonemize
-from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, lengths, pad
+from core.data import BatchDataset, SplitDataModule, batch_loader, cost_batches, default_cache_dir, lengths, pad
 from core.errors import UserError
 from core.tokenizers import CharTokenizer, SpaceTokenizer, tokenizer_from_json
 
@@ -59,7 +58,7 @@ def collate(examples: list[Example], rate: int = SAMPLE_RATE) -> dict[str, Any]:
             "paths": [str(e.utterance.audio) for e in examples]}
 
 
-class SpeechDataModule(L.LightningDataModule):
+class SpeechDataModule(SplitDataModule):
     """Utterances for ASR training and evaluation.
 
     Args:
@@ -79,6 +78,8 @@ class SpeechDataModule(L.LightningDataModule):
         seed: orders the training batches of each epoch (``seed + epoch``); the order is saved in
             checkpoints, so a run resumed mid-epoch sees the batches an uninterrupted one would.
     """
+
+    predict_split = "predict"
 
     def __init__(self, train: str | None = None, valid: str | None = None, test: str | None = None,
                  predict: str | None = None, corpus_dir: str | None = None, n_sentences: int = 2000,
@@ -142,18 +143,6 @@ class SpeechDataModule(L.LightningDataModule):
                                option="batch_seconds")
         dataset = BatchDataset(examples, batches, partial(collate, rate=SAMPLE_RATE))
         return batch_loader(dataset, shuffle, self.seed, self.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict", shuffle=False)
 
 
 class SynthesisDataModule(SpeechDataModule):

@@ -4,6 +4,7 @@ deterministic splits, the cache folder for built corpora, and real text from Deb
 modules."""
 from core.data.batching import BatchDataset, BatchOrder, ResumableLoader, batch_loader, cost_batches
 from core.data.collate import lengths, pad
+from core.data.module import SplitDataModule
 from core.data.readers import (FastaRecord, delimited_rows, describe_keys, fasta_records, jsonl_rows, read_delimited,
                                read_fasta, read_jsonl)
 from core.data.reports import DataWarning, SkipReport, read_lines, text_lines
@@ -12,7 +13,7 @@ from core.data.sword import SWORD_PATH, clean_osis, installed_module, installed_
 
 __all__ = [
     "SPLITS", "SWORD_PATH", "BatchDataset", "BatchOrder", "DataWarning", "FastaRecord", "ResumableLoader",
-    "SkipReport", "batch_loader", "clean_osis", "cost_batches", "default_cache_dir", "delimited_rows",
+    "SkipReport", "SplitDataModule", "batch_loader", "clean_osis", "cost_batches", "default_cache_dir", "delimited_rows",
     "describe_keys", "fasta_records", "installed_module", "installed_modules", "jsonl_rows", "lengths", "pad",
     "read_delimited", "read_fasta", "read_jsonl", "read_lines", "read_sword_verses", "split_of", "text_lines",
 ]

@@ -1,6 +1,6 @@
 """Tokenizers with fixed special ids (pad 0, bos 1, eos 2, unk 3), JSON save/load and training.
 
-Importing this package registers every kind ("char", "space", "bpe",
+Importing this package registers every kind ("char", "space", "smiles", "bpe",
 "unigram") so that :func:`tokenizer_from_json` and :func:`train_tokenizer`
 can find them by name.
 """
@@ -20,7 +20,7 @@ from core.tokenizers.base import (
 )
 from core.tokenizers.hf import HFTokenizer, load_or_train
 from core.tokenizers.subword import BPETokenizer, SubwordTokenizer, UnigramTokenizer
-from core.tokenizers.symbols import CharTokenizer, SpaceTokenizer, SymbolTokenizer
+from core.tokenizers.symbols import CharTokenizer, SmilesTokenizer, SpaceTokenizer, SymbolTokenizer
 
 __all__ = [
     "BOS_ID",
@@ -31,6 +31,7 @@ __all__ = [
     "BPETokenizer",
     "CharTokenizer",
     "HFTokenizer",
+    "SmilesTokenizer",
     "SpaceTokenizer",
     "SubwordTokenizer",
     "SymbolTokenizer",

@@ -9,6 +9,7 @@ most frequent first; anything else encodes to ``UNK_ID``. No normalisation
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -103,3 +104,25 @@ class SpaceTokenizer(SymbolTokenizer):
     @staticmethod
     def split(text: str) -> list[str]:
         return text.split()
+
+
+#: atom-level SMILES pieces (Schwaller et al., Molecular Transformer): bracket atoms whole, the two
+#: two-letter organic atoms, single atoms and aromatic atoms, bonds, branches, ring closures (%nn too)
+SMILES_PATTERN = re.compile(r"\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9]")
+
+
+@register_tokenizer("smiles")
+class SmilesTokenizer(SymbolTokenizer):
+    """Atom-level SMILES: ``[nH]``, ``Cl``, ``%12`` are one symbol each; decode joins with "".
+    Characters no SMILES piece matches are dropped by :meth:`split`; :meth:`is_tokenizable`
+    says whether a string is made of pieces only (data modules skip those that are not)."""
+
+    joiner = ""
+
+    @staticmethod
+    def split(text: str) -> list[str]:
+        return SMILES_PATTERN.findall(text)
+
+    @staticmethod
+    def is_tokenizable(text: str) -> bool:
+        return "".join(SMILES_PATTERN.findall(text)) == text

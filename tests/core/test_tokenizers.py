@@ -38,10 +38,10 @@ def trained(kind: str) -> Tokenizer:
 
 
 def test_all_kinds_registered():
-    assert tokenizer_kinds() == ["bpe", "char", "hf", "space", "unigram"]
+    assert tokenizer_kinds() == ["bpe", "char", "hf", "smiles", "space", "unigram"]
 
 
-@pytest.mark.parametrize("kind", ["char", "space", "bpe", "unigram"])
+@pytest.mark.parametrize("kind", ["char", "space", "smiles", "bpe", "unigram"])
 def test_specials_have_fixed_ids(kind):
     tok = trained(kind)
     assert (tok.pad_id, tok.bos_id, tok.eos_id, tok.unk_id) == (PAD_ID, BOS_ID, EOS_ID, UNK_ID) == (0, 1, 2, 3)

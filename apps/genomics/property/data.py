@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -31,6 +30,7 @@ from torch.utils.data import DataLoader
 from apps.genomics.nucleotides import ALPHABET as DNA_ALPHABET
 from apps.genomics.nucleotides import dna_tokenizer, encode_sequence, encoder_table
 from apps.genomics.proteins import PROPERTIES, PROTEIN_ALPHABET, bundled_proteins, protein_table, protein_tokenizer, protparam
+from core.data import SplitDataModule
 from core.data.readers import delimited_rows
 from core.data.reports import DataWarning, SkipReport
 from core.data.splits import SPLITS, split_of
@@ -91,7 +91,7 @@ def collate(items: list[Example], classes: list[str] | None, pad_id: int = 0) ->
     return {"ids": ids, "mask": ids != pad_id, "target": target}
 
 
-class PropertyDataModule(L.LightningDataModule):
+class PropertyDataModule(SplitDataModule):
     def __init__(self, alphabet: str = "protein", label_kind: str = "regression", target: str = "gravy",
                  train: str | None = None, valid: str | None = None, test: str | None = None,
                  folder: str | None = None, split_percent: tuple[int, int, int] = (80, 10, 10),
@@ -271,16 +271,3 @@ class PropertyDataModule(L.LightningDataModule):
         classes = self.classes
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           collate_fn=partial(collate, classes=classes))
-
-    def train_dataloader(self):
-        return self._loader("train", True)
-
-    def val_dataloader(self):
-        return self._loader("valid", False)
-
-    def test_dataloader(self):
-        return self._loader("test", False)
-
-    def predict_dataloader(self):
-        return self._loader("test", False)
-

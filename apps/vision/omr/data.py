@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 
 from apps.vision.batching import pad_images, to_ink
@@ -24,7 +23,7 @@ from apps.vision.augment import Augment, AugmentConfig
 from apps.vision.omr.corpus import build_omr_corpus
 from apps.vision.omr.engrave import readable
 from apps.vision.omr.kern import spine_error, tokenize
-from core.data import BatchDataset, batch_loader, cost_batches, default_cache_dir, pad, read_jsonl
+from core.data import BatchDataset, SplitDataModule, batch_loader, cost_batches, default_cache_dir, pad, read_jsonl
 from core.data.reports import SkipReport
 from core.errors import UserError
 from core.tokenizers import SpaceTokenizer, tokenizer_from_json
@@ -61,7 +60,7 @@ def collate(examples: list[Example], scale: float = 1.0, augment: Augment | None
             "index": [e.index for e in examples]}
 
 
-class OMRDataModule(L.LightningDataModule):
+class OMRDataModule(SplitDataModule):
     def __init__(self, corpus_dir: str | None = None, train: str | None = None, valid: str | None = None,
                  test: str | None = None, measures: int = 3, build_limit: int | None = None,
                  max_pixels: int = 6_000_000, max_batch: int = 16, image_scale: float = 0.5,
@@ -178,15 +177,3 @@ class OMRDataModule(L.LightningDataModule):
         scale, augment = self.hparams.image_scale, self.augment if shuffle else None
         dataset = BatchDataset(examples, batches, lambda items: collate(items, scale, augment))
         return batch_loader(dataset, shuffle, self.hparams.seed, self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self._loader("train", True)
-
-    def val_dataloader(self):
-        return self._loader("valid", False)
-
-    def test_dataloader(self):
-        return self._loader("test", False)
-
-    def predict_dataloader(self):
-        return self._loader("test", False)

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,6 +38,7 @@ from apps.vision.batching import to_ink
 from apps.vision.seg.corpus import BUILD_FILE, build_seg_corpus
 from core.data import (
     BatchDataset,
+    SplitDataModule,
     batch_loader,
     cost_batches,
     default_cache_dir,
@@ -123,7 +123,7 @@ def random_crop(image: torch.Tensor, mask: torch.Tensor, size: int, ignore_index
     return image, mask
 
 
-class SegDataModule(L.LightningDataModule):
+class SegDataModule(SplitDataModule):
     def __init__(self, corpus_dir: str | None = None, image_dir: str = "images", mask_dir: str = "masks",
                  list_dir: str = ".", num_classes: int | None = None, ignore_index: int = 255,
                  measures: int = 3, build_limit: int | None = None, image_scale: float = 0.5,
@@ -292,16 +292,3 @@ class SegDataModule(L.LightningDataModule):
         scale, ignore = self.hparams.image_scale, self.hparams.ignore_index
         dataset = BatchDataset(samples, batches, lambda items: collate(items, scale, ignore, crop))
         return batch_loader(dataset, train, self.hparams.seed, self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self._loader("train", True)
-
-    def val_dataloader(self):
-        return self._loader("valid", False)
-
-    def test_dataloader(self):
-        return self._loader("test", False)
-
-    def predict_dataloader(self):
-        return self._loader("test", False)
-

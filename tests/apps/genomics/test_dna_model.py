@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.models import BackboneConfig, LMConfig
 from core.training import BaseTask
 
-CONFIGS = sorted(p for p in Path("apps/genomics/configs").glob("*.yaml") if not p.name.startswith("peptide"))
+CONFIGS = sorted(p for p in Path("apps/genomics/configs").glob("*.yaml") if p.name.startswith(("dna", "gene")))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)

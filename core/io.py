@@ -13,6 +13,7 @@ files: those of a process on this host that no longer runs, and any not modified
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -96,6 +97,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     if path.exists() and not path.is_file() and not path.is_dir():
         write(str(path))  # a pipe or device (``--output /dev/stdout``) cannot be replaced, only written
         return
+    if path.is_dir():  # (the rename below would fail naming the hidden temp file)
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = temp_path(path)

@@ -30,17 +30,16 @@ from apps.genomics.dna.task import DNALMTask, GeneTagTask
 from apps.genomics.property.task import PropertyTask
 from core.errors import UserError, entry_point
 from core.export import OnnxDecoderLM, new_output_dir
-from core.training import BaseTask, datamodule_options
+from core.training import BaseTask, datamodule_from_checkpoint
 
 PROMPT, CONTINUATION = 64, 32
 
 
 def held_out_windows(checkpoint: str, fasta: str | None, task: str, samples: int, length: int) -> list[dict]:
     """``samples`` windows of the held-out test region (``fasta``'s, or the checkpoint's genome)."""
-    hparams = datamodule_options(checkpoint)
-    if fasta is not None:
-        hparams.update(fasta=fasta, gff=None)
-    dm = DNADataModule(**{**hparams, "task": "lm" if fasta is not None else task, "window": length})
+    user = {"fasta": fasta, "gff": None} if fasta is not None else {}
+    dm = datamodule_from_checkpoint(DNADataModule, checkpoint, **user, task="lm" if fasta is not None else task,
+                                    window=length)
     data = dm.test_dataloader().dataset
     if len(data) == 0:
         raise UserError(f"{fasta or 'the checkpoint genome'}: the held-out region has no window")
@@ -88,8 +87,7 @@ def export_property_model(a, task: PropertyTask) -> None:
     from apps.genomics.property.data import collate as collate_examples
     from apps.genomics.property.onnx import OnnxProperty, export_property, property_parity
 
-    hparams = datamodule_options(a.checkpoint)
-    dm = PropertyDataModule(**hparams)
+    dm = datamodule_from_checkpoint(PropertyDataModule, a.checkpoint)
     dm.use_tokenizers_json(task.tokenizers_json)
     examples = (dm.splits()["test"] or dm.splits()["train"])[: a.samples]
     out = new_output_dir(a.out)

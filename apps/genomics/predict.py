@@ -48,7 +48,7 @@ from core.data.readers import fasta_records
 from core.data.reports import SkipReport
 from core.errors import EXIT_SKIPPED, UserError, entry_point
 from core.io import atomic_write, atomic_write_text
-from core.training import BaseTask, datamodule_options
+from core.training import BaseTask, datamodule_from_checkpoint, datamodule_options
 
 
 @dataclass
@@ -172,9 +172,9 @@ def predict_fasta(a, predictor: Predictor) -> int:
     return write_outputs(a, table, embeddings, report)
 
 
-def predict_held_out(a, predictor: Predictor, hparams: dict) -> int:
+def predict_held_out(a, predictor: Predictor) -> int:
     """The checkpoint genome's test region, against pyrodigal's labels (tagger) or as bits/nt (LM)."""
-    dm = DNADataModule(**{**hparams, "task": "lm" if predictor.is_lm else "tag"})
+    dm = datamodule_from_checkpoint(DNADataModule, a.checkpoint, task="lm" if predictor.is_lm else "tag")
     segments = dm.segments("test")
     if not segments:
         raise UserError(f"{a.checkpoint}: its genome has no held-out test region (test_fraction 0)")
@@ -200,9 +200,9 @@ def predict_held_out(a, predictor: Predictor, hparams: dict) -> int:
     return 0
 
 
-def predict_properties(a, task: PropertyTask, hparams: dict) -> int:
+def predict_properties(a, task: PropertyTask) -> int:
     """A property model over a FASTA file, or over its own test split (metrics, scatter)."""
-    dm = PropertyDataModule(**hparams)
+    dm = datamodule_from_checkpoint(PropertyDataModule, a.checkpoint)
     dm.use_tokenizers_json(task.tokenizers_json)
     limit = task.arch.encoder.max_len
     if a.fasta is None:
@@ -216,7 +216,7 @@ def predict_properties(a, task: PropertyTask, hparams: dict) -> int:
         for m in metrics.values():
             m.update(values, truth)
         scores = {k: float(m.compute()) for k, m in metrics.items()}
-        name = hparams.get("target") if hparams.get("train") is None and hparams.get("folder") is None else "label"
+        name = dm.target if dm.files["train"] is None and dm.folder is None else "label"
         print(f"test split ({len(examples):,} sequences, {name}): " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         if a.plot:
             if task.kind != "regression":
@@ -292,22 +292,21 @@ def main(argv: list[str] | None = None) -> int:
     if a.fasta is not None and a.plot:
         raise UserError("--plot draws the held-out data against its true labels; leave out --fasta")
     task = BaseTask.from_checkpoint(a.checkpoint)
-    hparams = datamodule_options(a.checkpoint)
     if isinstance(task, PropertyTask):
         if a.gff:
             raise UserError(f"{a.checkpoint}: a sequence-property model; --gff needs a gene tagger checkpoint")
-        return predict_properties(a, task, hparams)
+        return predict_properties(a, task)
     if not isinstance(task, (DNALMTask, GeneTagTask)):
         raise UserError(f"{a.checkpoint}: a {type(task).__name__} checkpoint; apps.genomics.predict reads "
                         "DNA language models, gene taggers and sequence-property models")
     limit = task.arch.decoder.max_len - 1 if isinstance(task, DNALMTask) else task.arch.encoder.max_len
-    window = a.window or min(int(hparams.get("window", limit)), limit)
+    window = a.window or min(int(datamodule_options(a.checkpoint).get("window", limit)), limit)
     if window > limit:
         raise UserError(f"{a.checkpoint}: the model reads at most {limit} bases per call (--window {window})")
     if a.plot and isinstance(task, DNALMTask):
         raise UserError(f"{a.checkpoint}: a language model; --plot draws a gene tagger's genome track")
     predictor = Predictor(task, window, a.batch_size)
-    return predict_fasta(a, predictor) if a.fasta else predict_held_out(a, predictor, hparams)
+    return predict_fasta(a, predictor) if a.fasta else predict_held_out(a, predictor)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,17 @@ def datamodule_options(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in options.items() if not k.startswith("_")}
 
 
+def datamodule_from_checkpoint(cls, path: str | Path, **overrides):
+    """``cls(**datamodule_options(path), **overrides)``; options this code no longer takes (a
+    checkpoint from an older version) are a :class:`CheckpointError` naming the file."""
+    options = {**datamodule_options(path), **overrides}
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise CheckpointError(f"{path}: its data options do not fit {cls.__name__} ({err}); "
+                              "train again with this version") from err
+
+
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a Lightning checkpoint as plain data; no code from the file is executed.
 

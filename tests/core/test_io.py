@@ -146,3 +146,10 @@ def test_a_pipe_is_written_in_place(tmp_path):
     reader.join(timeout=10)
     assert got == ["through the pipe\n"] and fifo.is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_folder_is_never_replaced_and_is_named(tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IsADirectoryError, match="out"):
+        atomic_write_text(tmp_path / "out", "text")
+    assert (tmp_path / "out").is_dir() and [p.name for p in tmp_path.iterdir()] == ["out"]

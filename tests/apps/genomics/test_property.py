@@ -196,3 +196,14 @@ def test_regression_scatter_and_bad_options(fitted, tmp_path, capsys):
         predict_main(["--checkpoint", ckpt, "--fasta", str(tmp_path / "none.fa"), "--gff", str(tmp_path / "g")])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "--gff needs a gene tagger" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_whose_data_options_this_code_no_longer_takes(fitted, tmp_path, capsys):
+    ckpt = torch.load(fitted("peptide_tiny.yaml"), weights_only=True)
+    ckpt["datamodule_hyper_parameters"]["kind"] = "regression"  # an option an older version had
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    with pytest.raises(SystemExit) as exit_:
+        predict_main(["--checkpoint", str(old)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "old.ckpt: its data options do not fit PropertyDataModule" in err

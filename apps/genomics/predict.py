@@ -229,22 +229,22 @@ def predict_properties(a, task: PropertyTask) -> int:
     rows, report = read_entries(a.fasta, lambda seq: dm.alphabet.problem(seq, limit), dm.alphabet.encode)
     good = [r for r in rows if r["ids"] is not None]
     values, vectors = property_values(task, [r["ids"] for r in good], a.batch_size)
-    by_line = {r["line"]: k for k, r in enumerate(good)}
+    results = iter(zip(values, vectors))  # (in row order, like ``good``)
     extra = [f"p_{c}" for c in task.classes] if task.kind == "classification" else []
     table = ["\t".join(["line", "id", "length", "prediction", *extra, "status"]) + "\n"]
     embeddings = []
     for r in rows:
-        k = by_line.get(r["line"]) if r["ids"] is not None else None
-        if k is None:
+        if r["ids"] is None:
             table.append("\t".join([str(r["line"]), r["id"], "", "", *[""] * len(extra), r["status"]]) + "\n")
             embeddings.append(np.full(task.arch.encoder.d_model, np.nan, dtype=np.float32))
             continue
+        value, vector = next(results)
         if task.kind == "regression":
-            shown = [f"{float(values[k]):.4f}"]
+            shown = [f"{float(value):.4f}"]
         else:
-            shown = [task.classes[int(values[k].argmax())], *(f"{float(p):.4f}" for p in values[k])]
+            shown = [task.classes[int(value.argmax())], *(f"{float(p):.4f}" for p in value)]
         table.append("\t".join([str(r["line"]), r["id"], str(len(r["ids"])), *shown, r["status"]]) + "\n")
-        embeddings.append(vectors[k])
+        embeddings.append(vector)
     return write_outputs(a, table, embeddings, report)
 
 

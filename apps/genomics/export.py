@@ -27,6 +27,7 @@ import torch
 from apps.genomics.dna.data import DNADataModule, collate
 from apps.genomics.dna.onnx import PARITY_ATOL, export_lm, export_tagger, lm_parity, tagger_parity
 from apps.genomics.dna.task import DNALMTask, GeneTagTask
+from apps.genomics.molecule.task import RegressionTransformerTask
 from apps.genomics.property.task import PropertyTask
 from core.errors import UserError, entry_point
 from core.export import OnnxDecoderLM, new_output_dir
@@ -101,6 +102,27 @@ def export_property_model(a, task: PropertyTask) -> None:
         sys.exit(1)
 
 
+def export_molecule_model(a, task) -> None:
+    from apps.genomics.molecule.data import MoleculeDataModule, collate
+    from apps.genomics.molecule.inference import mask_atoms
+    from apps.genomics.molecule.onnx import OnnxMaskedLM, export_molecule, molecule_parity
+
+    dm = datamodule_from_checkpoint(MoleculeDataModule, a.checkpoint)
+    dm.use_tokenizers_json(task.tokenizers_json)
+    molecules = (dm.splits()["test"] or dm.splits()["valid"])[: a.samples]
+    out = new_output_dir(a.out)
+    export_molecule(task, out, {"checkpoint": str(a.checkpoint)})
+    batch = collate(molecules, dm.prefix_length)
+    check = molecule_parity(task, OnnxMaskedLM(out), batch, mask_atoms(batch, 0.4, torch.Generator().manual_seed(0)))
+    print(f"onnxruntime vs PyTorch on {len(molecules)} held-out molecules (one padded batch): largest logit difference "
+          f"{check['max_abs_diff']:.2e} (limit {PARITY_ATOL:.0e}); predicted properties "
+          f"{'identical' if check['same_properties'] else 'DIFFER'}; greedy infilling "
+          f"{'identical' if check['same_infill'] else 'DIFFERS'}")
+    print(f"exported to {out}")
+    if not check["ok"]:
+        sys.exit(1)
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,9 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     task = BaseTask.from_checkpoint(a.checkpoint)
     if isinstance(task, PropertyTask):
         return export_property_model(a, task)
+    if isinstance(task, RegressionTransformerTask):
+        return export_molecule_model(a, task)
     if not isinstance(task, (DNALMTask, GeneTagTask)):
         raise UserError(f"{a.checkpoint}: a {type(task).__name__} checkpoint; apps.genomics.export exports "
-                        "DNA language models, gene taggers and sequence-property models")
+                        "DNA language models, gene taggers, sequence-property models and Regression Transformers")
     is_lm = isinstance(task, DNALMTask)
     limit = task.arch.decoder.max_len if is_lm else task.arch.encoder.max_len
     if a.length > limit:

@@ -1,12 +1,25 @@
-"""Sample DNA from a trained DNA language model, continuing each prompt.
+"""Sample DNA from a trained DNA language model, or write molecules to order with a Regression
+Transformer.
 
     python -m apps.genomics.generate --checkpoint CKPT --prompt ATGAAA [--prompt ...] [--fasta F]
            [--length 1000] [--samples 1] [--temperature 1.0] [--top-k 0] [--seed 0] [--output OUT.fa]
+    python -m apps.genomics.generate --checkpoint RT_CKPT --smiles SEEDS.csv [--target qed=0.9 ...]
+           [--fraction 0.4] [--samples 1] [--beam 0] [--temperature 1.0] [--top-k 0] [--output OUT.tsv]
+    python -m apps.genomics.generate --checkpoint RT_CKPT [--seeds 300]
 
 Writes FASTA: one record per prompt and sample (``>prompt3_sample1``), prompt included, in
 input order. Only the four bases and N are ever sampled. A prompt with characters that are not
 DNA is reported on stderr and gets an empty record, so record order still follows the input; the
 exit status is then 1 (2 on a fatal error: bad checkpoint or options).
+
+Molecules: each seed of ``--smiles`` is primed with the ``--target`` values (the properties not
+named keep the seed's own, RDKit-computed), ``--fraction`` of its atoms are masked and the model
+fills them in, by sampling, or with ``--beam K`` by constrained beam search (the ``--samples``
+likeliest distinct fillings); :mod:`apps.genomics.molecule.inference` describes the table (one
+row per seed and sample, RDKit's validity and values of what was written; a seed the model cannot
+read keeps one row saying why). Without ``--smiles``, ``--seeds`` of the checkpoint's test
+molecules, each primed with another's values, are rewritten and the generation metrics printed
+(:mod:`apps.genomics.molecule.evaluate`).
 """
 from __future__ import annotations
 
@@ -16,12 +29,14 @@ import sys
 import torch
 
 from apps.genomics.dna.task import DNALMTask
+from apps.genomics.molecule.task import RegressionTransformerTask
 from apps.genomics.nucleotides import ALPHABET, BASES
 from core.data.readers import read_fasta
 from core.errors import EXIT_SKIPPED, UserError, entry_point
 from core.generation import GenerationConfig, generate
 from core.io import atomic_write_text
 from core.tokenizers.base import EOS_ID
+from core.training import BaseTask
 
 
 def sample(model, tok, prompt: str, length: int, samples: int, temperature: float, top_k: int,
@@ -58,10 +73,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest bases (0 = all)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", help="write FASTA here instead of stdout")
+    p.add_argument("--output", help="write FASTA (DNA) or the table (molecules) here instead of stdout")
+    p.add_argument("--smiles", help="molecules: seeds to rewrite (CSV with a SMILES column, or .smi)")
+    p.add_argument("--target", action="append", default=[], metavar="NAME=VALUE",
+                   help="molecules: a property value to prime with, e.g. qed=0.9 (repeatable)")
+    p.add_argument("--fraction", type=float, default=0.4, help="molecules: share of each seed's atoms rewritten")
+    p.add_argument("--beam", type=int, default=0, help="molecules: constrained beam search of this width (0 = sample)")
+    p.add_argument("--seeds", type=int, default=300, help="molecules without --smiles: held-out seeds to score")
+    p.add_argument("--batch-size", type=int, default=32)
     a = p.parse_args(argv)
-    if a.length < 1 or a.samples < 1 or a.temperature <= 0:
-        raise UserError("--length and --samples must be at least 1 and --temperature positive")
+    if a.length < 1 or a.samples < 1 or a.temperature <= 0 or a.batch_size < 1:
+        raise UserError("--length, --samples and --batch-size must be at least 1 and --temperature positive")
+    task = BaseTask.from_checkpoint(a.checkpoint)
+    if isinstance(task, RegressionTransformerTask):
+        if a.prompt or a.fasta:
+            raise UserError(f"{a.checkpoint}: a Regression Transformer rewrites --smiles seeds; --prompt and --fasta "
+                            "need a DNA language model")
+        return generate_molecules(a, task)
+    if not isinstance(task, DNALMTask):
+        raise UserError(f"{a.checkpoint}: a {type(task).__name__} checkpoint; apps.genomics.generate reads DNA "
+                        "language models and Regression Transformers")
+    if a.smiles or a.target or a.beam:
+        raise UserError(f"{a.checkpoint}: a DNA language model; --smiles, --target and --beam need a Regression Transformer")
     prompts = [(f"prompt{i + 1}", text, "--prompt") for i, text in enumerate(a.prompt)]
     if a.fasta:
         records, report = read_fasta(a.fasta)  # (characters are checked per prompt below)
@@ -69,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         prompts += [(r.id, r.sequence, f"{a.fasta}:{r.line}") for r in records]
     if not prompts:
         raise UserError("give at least one --prompt or a --fasta of prompts")
-    task = DNALMTask.from_checkpoint(a.checkpoint)
     longest = max(len(text) for _, text, _ in prompts) + a.length
     if longest > task.arch.decoder.max_len:
         raise UserError(f"{a.checkpoint}: the model reads at most {task.arch.decoder.max_len} bases "
@@ -93,6 +125,60 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_SKIPPED if skipped else 0
+
+
+def generate_molecules(a, task: RegressionTransformerTask) -> int:
+    from apps.genomics.molecule import inference
+
+    targets = {}
+    for item in a.target:
+        name, _, value = item.partition("=")
+        try:
+            targets[name.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--target {item!r}: write NAME=VALUE, e.g. qed=0.9") from None
+        if name.strip() not in task.properties:
+            raise UserError(f"--target {item!r}: {a.checkpoint} knows {', '.join(task.properties)}")
+    if not 0 < a.fraction <= 1 or a.beam < 0 or (a.beam and a.beam < a.samples) or a.seeds < 3:
+        raise UserError("--fraction must be in (0, 1], --beam 0 or at least --samples, --seeds at least 3")
+    generator = torch.Generator().manual_seed(a.seed)
+    if a.smiles is None:
+        if a.output or targets:
+            raise UserError("--output and --target describe a --smiles file; give one")
+        return held_out_generation(a, task)
+    seeds, report = inference.read_molecules(a.smiles, task)
+    rows = inference.generate_rows(task, seeds, targets, a.fraction, a.samples, a.beam, a.temperature, a.top_k,
+                                   a.batch_size, generator)
+    text = "".join(rows)
+    if a.output:
+        atomic_write_text(a.output, text)
+    else:
+        sys.stdout.write(text)
+    if report.n_skipped:
+        print(f"warning: {report.summary()}", file=sys.stderr)
+        return EXIT_SKIPPED
+    return 0
+
+
+def held_out_generation(a, task: RegressionTransformerTask) -> int:
+    from apps.genomics.molecule.data import MoleculeDataModule
+    from apps.genomics.molecule.evaluate import generation_metrics
+    from apps.genomics.molecules import canonical
+    from core.training import datamodule_from_checkpoint
+
+    dm = datamodule_from_checkpoint(MoleculeDataModule, a.checkpoint)
+    dm.use_tokenizers_json(task.tokenizers_json)
+    splits = dm.splits()
+    seeds = splits["test"][:a.seeds]
+    if len(seeds) < 3:
+        raise UserError(f"{a.checkpoint}: its data has {len(seeds)} test molecules; generation metrics need 3")
+    training = {canonical(m.smiles) for m in splits["train"]}
+    scores = generation_metrics(task, seeds, dm.prefix_length, training, a.fraction, a.temperature, a.top_k,
+                                a.batch_size, a.seed, a.beam)
+    how = f"beam {a.beam}" if a.beam else f"sampling (temperature {a.temperature:g}, top-k {a.top_k or 'all'})"
+    print(f"{len(seeds)} held-out seeds, {a.fraction:.0%} of atoms rewritten by {how}, primed with another seed's values: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    return 0
 
 
 if __name__ == "__main__":

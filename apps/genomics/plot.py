@@ -49,23 +49,26 @@ def gene_track(predicted: np.ndarray, true: np.ndarray, path: str, title: str = 
     plt.close(fig)
 
 
-def property_scatter(predicted: np.ndarray, true: np.ndarray, path: str, name: str, scores: dict[str, float]) -> None:
-    """Predicted against true values of a regression target, with the identity line and the test
-    metrics in the title: where a model is biased (off the diagonal) shows at a glance."""
+def property_scatter(panels: list[tuple[np.ndarray, np.ndarray, str, dict[str, float]]], path: str,
+                     what: str = "sequences") -> None:
+    """Predicted against true values of each regression target (one panel per ``(predicted, true,
+    name, scores)``), with the identity line and the test metrics in the title: where a model is
+    biased (off the diagonal) shows at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.8, 4.6))
-    ax.scatter(true, predicted, s=8, alpha=0.6, color="#3182bd", edgecolors="none")
-    low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
-    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"true {name}")
-    ax.set_ylabel(f"predicted {name}")
-    shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("rmse", "pearson", "spearman") if k in scores)
-    ax.set_title(f"{len(true)} held-out sequences\n{shown}", fontsize=9)
-    ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 4.6), squeeze=False)
+    for ax, (predicted, true, name, scores) in zip(axes[0], panels):
+        ax.scatter(true, predicted, s=8, alpha=0.6, color="#3182bd", edgecolors="none")
+        low, high = float(min(true.min(), predicted.min())), float(max(true.max(), predicted.max()))
+        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
+        shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("rmse", "pearson", "spearman") if k in scores)
+        ax.set_title(f"{len(true)} held-out {what}\n{shown}", fontsize=9)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     plt.close(fig)

@@ -2,6 +2,7 @@
 
     python -m apps.genomics.predict --checkpoint CKPT --fasta F [--output T.tsv] [--gff G.gff3]
            [--embeddings E.npy] [--min-gene 90] [--window N] [--batch-size 8]
+    python -m apps.genomics.predict --checkpoint RT_CKPT --smiles M.csv [--output T.tsv]
     python -m apps.genomics.predict --checkpoint CKPT [--plot P.png]
 
 With ``--fasta``, a gene tagger writes a table row per record (``line id length coding_fraction
@@ -11,9 +12,11 @@ language model writes ``line id length bits_per_nt status``. ``--embeddings`` sa
 record: the mean of the model's last hidden state over the record's bases (a tagger's encoder
 reads both strands' context; a language model's state is causal). A sequence-property model
 (peptides, DNA classes) writes ``line id length prediction status``, plus ``p_<class>`` columns
-for a classifier, and its pooled vector as the embedding.
+for a classifier, and its pooled vector as the embedding. A Regression Transformer reads
+``--smiles`` (:mod:`apps.genomics.molecule.inference`) and writes ``line smiles <property>...
+rdkit_<property>... status``: its predictions beside RDKit's computed values.
 
-Row i of the table and of the embeddings answers the i-th FASTA entry. An entry that cannot be
+Row i of the table and of the embeddings answers the i-th FASTA entry (or SMILES record). An entry that cannot be
 read (no id, no sequence, a character outside the model's alphabet, longer than a property
 model reads) gets a row with its header line,
 ``status`` saying why, and a NaN embedding; the others are predicted and the exit status is 1
@@ -21,7 +24,7 @@ model reads) gets a row with its header line,
 
 Without ``--fasta`` the command reads the checkpoint's own held-out test data and prints the
 tagger's agreement with pyrodigal (macro F1, MCC, accuracy, coding F1), the LM's bits per
-nucleotide, or a property model's test metrics; ``--plot`` draws predicted against pyrodigal's
+nucleotide, or a property model's or RT's test metrics; ``--plot`` draws predicted against pyrodigal's
 genes (tagger) or predicted against true values (regression).
 """
 from __future__ import annotations
@@ -35,12 +38,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchmetrics.functional import pearson_corrcoef, spearman_corrcoef
 
 from apps.genomics.dna.data import IGNORE, DNADataModule, TiledWindows, collate
 from apps.genomics.dna.task import DNALMTask, GeneTagTask
 from apps.genomics.genes import NON_CODING, coding_stretches, gff3_lines
 from apps.genomics.genome import Segment
 from apps.genomics.metrics import tagging_metrics
+from apps.genomics.molecule.data import MoleculeDataModule
+from apps.genomics.molecule.data import collate as collate_molecules
+from apps.genomics.molecule.task import RegressionTransformerTask
 from apps.genomics.nucleotides import ALPHABET, encode_sequence, encoder_table
 from apps.genomics.property.data import PropertyDataModule
 from apps.genomics.property.task import PropertyTask, property_metrics
@@ -136,7 +143,7 @@ def write_outputs(a, table: list[str], embeddings: list[np.ndarray], report: Ski
         atomic_write_text(a.output, text)
     else:
         sys.stdout.write(text)
-    if a.embeddings:
+    if embeddings and a.embeddings:
         atomic_write(a.embeddings, lambda tmp: np.save(open(tmp, "wb"), np.stack(embeddings)))
     if report.n_skipped:
         print(f"warning: {report.summary()}", file=sys.stderr)
@@ -223,7 +230,7 @@ def predict_properties(a, task: PropertyTask) -> int:
                 raise UserError("--plot draws predicted against true values: a regression checkpoint")
             from apps.genomics.plot import property_scatter
 
-            property_scatter(values.numpy(), truth.numpy(), a.plot, name, scores)
+            property_scatter([(values.numpy(), truth.numpy(), name, scores)], a.plot)
             print(f"wrote {a.plot}")
         return 0
     rows, report = read_entries(a.fasta, lambda seq: dm.alphabet.problem(seq, limit), dm.alphabet.encode)
@@ -246,6 +253,39 @@ def predict_properties(a, task: PropertyTask) -> int:
         table.append("\t".join([str(r["line"]), r["id"], str(len(r["ids"])), *shown, r["status"]]) + "\n")
         embeddings.append(vector)
     return write_outputs(a, table, embeddings, report)
+
+
+def predict_molecules(a, task: RegressionTransformerTask) -> int:
+    """A Regression Transformer over a SMILES file, or over its own test molecules (metrics, scatter)."""
+    from apps.genomics.molecule import inference
+
+    if a.smiles is None:
+        dm = datamodule_from_checkpoint(MoleculeDataModule, a.checkpoint)
+        dm.use_tokenizers_json(task.tokenizers_json)
+        molecules = dm.splits()["test"]
+        predicted, truth = {p: [] for p in task.properties}, {p: [] for p in task.properties}
+        for first in range(0, len(molecules), a.batch_size):
+            batch = collate_molecules(molecules[first:first + a.batch_size], dm.prefix_length)
+            got, want = task.predict_properties(batch), task.read_prefix(batch["ids"])
+            for p in task.properties:
+                predicted[p].append(got[p])
+                truth[p].append(want[p])
+        panels = []
+        for p in task.properties:
+            pred, true = torch.cat(predicted[p]), torch.cat(truth[p])
+            scores = {"rmse": float((pred - true).pow(2).mean().sqrt()),
+                      "pearson": float(pearson_corrcoef(pred, true)), "spearman": float(spearman_corrcoef(pred, true))}
+            print(f"test split ({len(molecules):,} molecules, {p}): "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+            panels.append((pred.numpy(), true.numpy(), p, scores))
+        if a.plot:
+            from apps.genomics.plot import property_scatter
+
+            property_scatter(panels, a.plot, "molecules")
+            print(f"wrote {a.plot}")
+        return 0
+    seeds, report = inference.read_molecules(a.smiles, task)
+    return write_outputs(a, inference.predict_rows(task, seeds, a.batch_size), [], report)
 
 
 @torch.inference_mode()
@@ -276,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by apps.genomics.train")
     p.add_argument("--fasta", help="sequences to predict (gzip too); default: the checkpoint's held-out test data")
+    p.add_argument("--smiles", help="Regression Transformer: molecules to predict (CSV with a SMILES column, or .smi)")
     p.add_argument("--output", help="write the table here instead of stdout")
     p.add_argument("--gff", help="tagger: write the predicted genes here (GFF3)")
     p.add_argument("--embeddings", help="write one embedding per FASTA entry here (.npy, float32)")
@@ -287,11 +328,18 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.min_gene < 1 or a.batch_size < 1 or a.track_bases < 100 or (a.window is not None and a.window < 2):
         raise UserError("--min-gene and --batch-size must be at least 1, --window at least 2, --track-bases at least 100")
-    if a.fasta is None and (a.output or a.gff or a.embeddings):
-        raise UserError("--output, --gff and --embeddings describe a --fasta file; give one")
-    if a.fasta is not None and a.plot:
-        raise UserError("--plot draws the held-out data against its true labels; leave out --fasta")
+    if a.fasta is None and a.smiles is None and (a.output or a.gff or a.embeddings):
+        raise UserError("--output, --gff and --embeddings describe a --fasta (or --smiles) file; give one")
+    if (a.fasta or a.smiles) and a.plot:
+        raise UserError("--plot draws the held-out data against its true labels; leave out --fasta and --smiles")
     task = BaseTask.from_checkpoint(a.checkpoint)
+    if isinstance(task, RegressionTransformerTask):
+        if a.fasta or a.gff or a.embeddings:
+            raise UserError(f"{a.checkpoint}: a Regression Transformer reads --smiles files; --fasta, --gff and "
+                            "--embeddings need a DNA or sequence-property model")
+        return predict_molecules(a, task)
+    if a.smiles:
+        raise UserError(f"{a.checkpoint}: a {type(task).__name__} checkpoint; --smiles needs a Regression Transformer")
     if isinstance(task, PropertyTask):
         if a.gff:
             raise UserError(f"{a.checkpoint}: a sequence-property model; --gff needs a gene tagger checkpoint")

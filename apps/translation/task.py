@@ -5,7 +5,6 @@ Tokenizers travel inside the checkpoint (as JSON), so a checkpoint alone is enou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter

@@ -12,7 +12,7 @@ from core.export import (
     export_encoder_decoder,
 )
 from core.generation import GenerationConfig, generate
-from core.models import BackboneConfig, DecoderState, EncoderDecoder, Seq2SeqConfig
+from core.models import BackboneConfig, EncoderDecoder, Seq2SeqConfig
 
 PAD, BOS, EOS, VOCAB = 0, 1, 2, 20
 ATOL = 1e-4

@@ -12,13 +12,17 @@ import torch
 from torchmetrics.functional import spearman_corrcoef
 
 from apps.genomics.molecule.data import Molecule, collate
+from apps.genomics.molecule.inference import beam_fills
 from apps.genomics.molecules import canonical, molecule_properties
 
 
 @torch.no_grad()
 def generation_metrics(task, seeds: list[Molecule], prefix: int, training: set[str], fraction: float = 0.4,
-                       temperature: float = 1.0, top_k: int = 0, batch_size: int = 32, seed: int = 0) -> dict[str, float]:
-    """``training``: canonical SMILES of the training molecules (for novelty)."""
+                       temperature: float = 1.0, top_k: int = 0, batch_size: int = 32, seed: int = 0,
+                       beam: int = 0) -> dict[str, float]:
+    """``training``: canonical SMILES of the training molecules (for novelty). Sampling at
+    ``temperature`` from the ``top_k`` likeliest tokens, or with ``beam`` > 0 constrained beam
+    search, keeping the likeliest filling RDKit parses (:func:`~apps.genomics.molecule.inference.beam_fills`)."""
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(seeds), generator=gen)
     primed = {p: torch.tensor([seeds[int(i)].values[p] for i in order]) for p in task.properties}
@@ -28,8 +32,11 @@ def generation_metrics(task, seeds: list[Molecule], prefix: int, training: set[s
         batch = collate(part, prefix)
         where = batch["is_smiles"] & (torch.rand(batch["ids"].shape, generator=gen) < fraction)
         goal = {p: v[first:first + len(part)] for p, v in primed.items()}
-        out = task.infill(batch, where, goal, temperature=temperature, top_k=top_k, generator=gen)
-        written += task.smiles_of(out, batch["mask"])
+        if beam > 0:
+            written += [fills[0] for fills in beam_fills(task, batch, where, goal, beam, 1)]
+        else:
+            out = task.infill(batch, where, goal, temperature=temperature, top_k=top_k, generator=gen)
+            written += task.smiles_of(out, batch["mask"])
         for p in task.properties:
             asked[p] += goal[p].tolist()
     canon = [canonical(s) for s in written]

@@ -168,36 +168,75 @@ class RegressionTransformerTask(BaseTask):
                 at += n
         return {p: torch.tensor(v) for p, v in out.items()}
 
-    @torch.no_grad()
-    def infill(self, batch, where: torch.Tensor, primed: dict[str, torch.Tensor] | None = None,
-               temperature: float = 1.0, top_k: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Rewrite the SMILES positions ``where`` [B, L] left to right, one model call per position,
-        with the prefix set to ``primed`` values (default: each molecule's own). Sampling at
-        ``temperature`` from the ``top_k`` likeliest allowed tokens; ``top_k`` 1 is greedy."""
-        t = self.tables()
+    def _primed(self, batch, where: torch.Tensor, primed: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """The ids decoding starts from: the prefix set to ``primed`` values, ``where`` masked."""
         tok = self.tokenizers["molecule"]
         ids = batch["ids"].clone()
         if primed is not None:
             for r in range(len(ids)):
                 prefix = prefix_tokens(self.properties, {p: float(primed[p][r]) for p in self.properties})
                 ids[r, :len(prefix)] = torch.tensor(tok.encode(" ".join(prefix)))
-        ids = ids.masked_fill(where, int(t["mask"]))
+        return ids.masked_fill(where, int(self.tables()["mask"]))
+
+    def _allowed(self, ids: torch.Tensor, col: int) -> torch.Tensor:
+        """[rows, V]: the tokens position ``col`` may take given what stands left of it."""
+        t = self.tables()
+        allowed = t["smiles"].expand(len(ids), -1).clone()
+        if int(t["close"]) >= 0:
+            depth = (ids[:, :col] == t["open"]).sum(1) - (ids[:, :col] == t["close"]).sum(1)
+            allowed[depth <= 0, int(t["close"])] = False  # nothing to close
+        return allowed
+
+    @torch.no_grad()
+    def infill(self, batch, where: torch.Tensor, primed: dict[str, torch.Tensor] | None = None,
+               temperature: float = 1.0, top_k: int = 0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Rewrite the SMILES positions ``where`` [B, L] left to right, one model call per position,
+        with the prefix set to ``primed`` values (default: each molecule's own). Sampling at
+        ``temperature`` from the ``top_k`` likeliest allowed tokens; ``top_k`` 1 is greedy."""
+        ids = self._primed(batch, where, primed)
         for col in range(ids.shape[1]):
             rows = where[:, col]
             if not rows.any():
                 continue
             logits = self.model(ids, batch["mask"])[:, col].float() / temperature
-            allowed = t["smiles"].expand_as(logits).clone()
-            depth = ((ids[:, :col] == t["open"]).sum(1) - (ids[:, :col] == t["close"]).sum(1))
-            if int(t["close"]) >= 0:
-                allowed[depth <= 0, int(t["close"])] = False  # nothing to close
-            logits = logits.masked_fill(~allowed, float("-inf"))
+            logits = logits.masked_fill(~self._allowed(ids, col), float("-inf"))
             if top_k > 0:
                 kth = logits.topk(min(top_k, logits.shape[-1]), -1).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
             choice = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
             ids[rows, col] = choice[rows]
         return ids
+
+    @torch.no_grad()
+    def infill_beam(self, batch, where: torch.Tensor, primed: dict[str, torch.Tensor] | None = None,
+                    beam: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``beam`` likeliest fillings of ``where`` under the same constraints as :meth:`infill`,
+        positions filled left to right and each prefix of the fill scored by the sum of its tokens'
+        log-probabilities (read with the positions right of it still masked). Returns ids
+        [B, beam, L] best first and their scores [B, beam] (``-inf`` where fewer fills exist)."""
+        start = self._primed(batch, where, primed)
+        n, width = start.shape
+        ids = start.repeat_interleave(beam, 0)  # [B * beam, L], row r * beam + k is beam k of molecule r
+        mask = batch["mask"].repeat_interleave(beam, 0)
+        score = torch.full((n, beam), float("-inf"), device=ids.device)
+        score[:, 0] = 0.0  # one live beam to begin with
+        keep = torch.arange(beam, device=ids.device).expand(n, -1)
+        for col in range(width):
+            rows = where[:, col]
+            if not rows.any():
+                continue
+            logp = self.model(ids, mask)[:, col].float().log_softmax(-1)
+            logp = logp.masked_fill(~self._allowed(ids, col), float("-inf"))
+            vocab = logp.shape[-1]
+            total = (score.reshape(-1, 1) + logp).reshape(n, beam * vocab)
+            best, pick = total.topk(beam, -1)
+            parent = torch.where(rows[:, None], pick // vocab, keep)
+            token = pick % vocab
+            ids = ids.reshape(n, beam, width).gather(1, parent[..., None].expand(-1, -1, width))
+            ids[rows, :, col] = token[rows]
+            ids = ids.reshape(n * beam, width)
+            score = torch.where(rows[:, None], best, score)
+        return ids.reshape(n, beam, width), score
 
     def smiles_of(self, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
         tok, prefix = self.tokenizers["molecule"], len(self.tables()["digits"])

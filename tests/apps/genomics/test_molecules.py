@@ -158,3 +158,124 @@ def test_generation_metrics_judge_what_infilling_writes(rt):
     assert all(0 <= scores[k] <= 1 for k in ("validity", "uniqueness", "novelty", "changed"))
     nothing = generation_metrics(task, seeds, dm.prefix_length, training, fraction=1e-9)  # no atom masked
     assert nothing["validity"] == 1.0 and nothing["changed"] == 0.0 and nothing["novelty"] == 1.0  # (valid seeds)
+
+
+def test_beam_of_one_is_greedy_and_beams_are_scored_as_filled(rt):
+    task, dm = rt
+    batch = collate(dm.splits()["valid"][:3], dm.prefix_length)
+    where = batch["is_smiles"] & (torch.rand(batch["ids"].shape, generator=torch.Generator().manual_seed(2)) < 0.3)
+    primed = {"qed": torch.full((3,), 0.8), "logp": torch.full((3,), 2.0)}
+    one, _ = task.infill_beam(batch, where, primed, beam=1)
+    assert torch.equal(one[:, 0], task.infill(batch, where, primed, top_k=1))
+    ids, scores = task.infill_beam(batch, where, primed, beam=4)
+    assert (scores[:, :-1] >= scores[:, 1:]).all()  # best first
+    t = task.tables()
+    for r in range(3):
+        for k in range(4):
+            fill = ids[r, k]
+            assert t["smiles"][fill[where[r]]].all() and torch.equal(fill[~where[r]], task._primed(batch, where, primed)[r][~where[r]])
+            # rescore the fill left to right as the search read it: positions right of the column still masked
+            current, total = task._primed(batch, where, primed)[r:r + 1], 0.0
+            for col in where[r].nonzero()[:, 0].tolist():
+                with torch.no_grad():
+                    logp = task.model(current, batch["mask"][r:r + 1])[0, col].float().log_softmax(-1)
+                    total += float(logp[fill[col]])
+                current[0, col] = fill[col]
+            assert math.isclose(total, float(scores[r, k]), rel_tol=1e-4, abs_tol=1e-4)
+        assert len({tuple(ids[r, k].tolist()) for k in range(4)}) == 4  # distinct fills
+
+
+def rt_files(tmp_path):
+    smiles = tmp_path / "molecules.csv"
+    smiles.write_text("SMILES,name\nCCO,ethanol\n\nC1CC,broken\nCC(=O)Oc1ccccc1C(=O)O,aspirin\nXx?,junk\n"
+                      "[U]CC,uranium\nc1ccccc1,benzene\n")
+    return smiles, smiles.read_bytes()
+
+
+def test_rt_predict_keeps_a_row_per_record(fitted, tmp_path, capsys):
+    from apps.genomics.predict import main as predict_main
+
+    ckpt = fitted("molecule_rt_tiny.yaml")
+    smiles, before = rt_files(tmp_path)
+    out = tmp_path / "predicted.tsv"
+    assert predict_main(["--checkpoint", ckpt, "--smiles", str(smiles), "--output", str(out)]) == 1
+    assert smiles.read_bytes() == before
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert rows[0] == ["line", "smiles", "qed", "rdkit_qed", "status"]
+    assert [r[0] for r in rows[1:]] == ["2", "4", "5", "6", "7", "8"]
+    status = {r[1]: r[-1] for r in rows[1:]}
+    assert status == {"CCO": "ok", "C1CC": "RDKit cannot parse", "CC(=O)Oc1ccccc1C(=O)O": "ok", "Xx?": "not SMILES",
+                      "[U]CC": "token not in the training vocabulary", "c1ccccc1": "ok"}
+    for r in rows[1:]:
+        if r[-1] == "ok":
+            assert 0 <= float(r[2]) <= 1 and math.isclose(float(r[3]), molecule_properties(r[1])["qed"], abs_tol=1e-3)
+    assert "skipped 3 of 6 records" in capsys.readouterr().err
+    plot = tmp_path / "scatter.png"
+    assert predict_main(["--checkpoint", ckpt, "--plot", str(plot)]) == 0
+    assert plot.stat().st_size > 0 and "test split (100 molecules, qed): rmse" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("decode", [["--samples", "2", "--top-k", "5"], ["--beam", "3", "--samples", "2"]])
+def test_rt_generate_writes_primed_molecules(fitted, tmp_path, decode):
+    from apps.genomics.generate import main as generate_main
+
+    ckpt = fitted("molecule_rt_tiny.yaml")
+    smiles, before = rt_files(tmp_path)
+    out = tmp_path / "written.tsv"
+    code = generate_main(["--checkpoint", ckpt, "--smiles", str(smiles), "--target", "qed=0.9", *decode,
+                          "--output", str(out)])
+    assert code == 1 and smiles.read_bytes() == before
+    rows = [line.split("\t") for line in out.read_text().splitlines()]
+    assert rows[0][:5] == ["line", "seed", "sample", "primed_qed", "smiles"]
+    lines = [r[0] for r in rows[1:]]
+    assert lines == sorted(lines, key=int) and set(lines) == {"2", "4", "5", "6", "7", "8"}
+    for r in rows[1:]:
+        if r[-1] == "ok":
+            assert r[3] == "0.900" and r[5] in {"yes", "no"} and SmilesTokenizer.is_tokenizable(r[4])
+            assert (r[6] != "") == (r[5] == "yes")
+    assert sum(r[0] == "5" for r in rows) == 2 and sum(r[0] == "4" for r in rows) == 1
+
+
+def test_rt_commands_reject_bad_options(fitted, tmp_path, capsys):
+    from apps.genomics.generate import main as generate_main
+    from apps.genomics.predict import main as predict_main
+
+    ckpt = fitted("molecule_rt_tiny.yaml")
+    smiles, _ = rt_files(tmp_path)
+    for argv, message in [
+        (["--target", "qed"], "write NAME=VALUE"),
+        (["--target", "logp=1"], "knows qed"),
+        (["--beam", "2", "--samples", "3"], "--beam 0 or at least --samples"),
+        (["--prompt", "ACGT"], "rewrites --smiles seeds"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            generate_main(["--checkpoint", ckpt, "--smiles", str(smiles), *argv])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        predict_main(["--checkpoint", ckpt, "--fasta", str(smiles)])
+    assert exit_.value.code == 2 and "reads --smiles files" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("SMILES\nXx?\n")
+    with pytest.raises(SystemExit) as exit_:
+        predict_main(["--checkpoint", ckpt, "--smiles", str(empty)])
+    assert exit_.value.code == 2 and "empty.csv" in capsys.readouterr().err
+
+
+def test_rt_held_out_generation_and_export(fitted, tmp_path, capsys):
+    from apps.genomics.export import main as export_main
+    from apps.genomics.generate import main as generate_main
+    from apps.genomics.molecule.inference import mask_atoms
+    from apps.genomics.molecule.onnx import OnnxMaskedLM, molecule_parity
+
+    ckpt = fitted("molecule_rt_tiny.yaml")
+    assert generate_main(["--checkpoint", ckpt, "--seeds", "12"]) == 0
+    assert "12 held-out seeds" in capsys.readouterr().out
+    out = tmp_path / "onnx"
+    export_main(["--checkpoint", ckpt, "--out", str(out), "--samples", "5"])  # exits 1 on mismatch
+    assert "greedy infilling identical" in capsys.readouterr().out
+    task = RegressionTransformerTask.from_checkpoint(ckpt)
+    dm = MoleculeDataModule(targets=["qed"], train_limit=600, valid_size=100, test_limit=100)
+    dm.use_tokenizers_json(task.tokenizers_json)
+    batch = collate(dm.splits()["valid"][10:17], dm.prefix_length)  # other molecules than the command checked
+    check = molecule_parity(task, OnnxMaskedLM(out), batch, mask_atoms(batch, 0.5, torch.Generator().manual_seed(3)))
+    assert check["ok"], check

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from apps.translation.train import main as train_main
 from apps.translation.translate import main as translate

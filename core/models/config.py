@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import UserError
-from core.mixers.base import MIXERS, is_per_mixer
+from core.mixers.base import is_per_mixer
 from core.nn.positions import position_scheme
 
 #: named hybrids: ``mixer: griffin`` is Griffin's pattern (De et al. 2024) of two recurrent

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from apps.genomics.dna.data import IGNORE
 from apps.genomics.dna.model import Tagger, TaggerConfig
 from apps.genomics.metrics import tagging_metrics
+from apps.genomics.pretrained import setup_from_lm
 from core.models import DecoderLM, LMConfig
 from core.training import BaseTask, OptimConfig, as_config, token_loss
 
@@ -39,10 +40,18 @@ class GeneTagTask(BaseTask):
     """A label per base (:data:`apps.genomics.genes.GENE_LABELS`); cross-entropy over scored
     bases, macro F1 / MCC / accuracy / coding F1 on validation and test."""
 
-    def __init__(self, arch: TaggerConfig = TaggerConfig(), optim: OptimConfig | None = None):
+    def __init__(self, arch: TaggerConfig = TaggerConfig(), init_from: str | None = None,
+                 optim: OptimConfig | None = None):
+        """``init_from``: a DNA language model checkpoint to start the encoder from
+        (:mod:`apps.genomics.pretrained`)."""
         super().__init__(optim)
         self.arch = as_config(TaggerConfig, arch)
+        self.init_from = init_from
         self.model = Tagger(self.arch)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        setup_from_lm(self, stage, "dna")
 
     def configure_metrics(self):
         return tagging_metrics()

@@ -9,6 +9,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassF1Score, MulticlassMatthewsCorrCoef
 from torchmetrics.regression import MeanAbsoluteError, MeanSquaredError, PearsonCorrCoef, SpearmanCorrCoef
 
+from apps.genomics.pretrained import setup_from_lm
 from apps.genomics.property.data import KINDS
 from apps.genomics.property.model import PropertyConfig, PropertyModel
 from core.errors import UserError
@@ -35,7 +36,7 @@ class PropertyTask(BaseTask):
 
     def __init__(self, arch: PropertyConfig = PropertyConfig(), kind: str = "regression",
                  classes: list[str] | None = None, target_scale: tuple[float, float] = (0.0, 1.0),
-                 optim: OptimConfig | None = None):
+                 init_from: str | None = None, optim: OptimConfig | None = None):
         if kind not in KINDS:
             raise UserError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
         self.kind, self.classes = kind, list(classes) if classes else None
@@ -44,7 +45,12 @@ class PropertyTask(BaseTask):
         self.arch = as_config(PropertyConfig, arch)
         super().__init__(optim)
         self.target_scale = (float(target_scale[0]), float(target_scale[1]))
+        self.init_from = init_from  # a DNA language model to start from (apps.genomics.pretrained)
         self.model = PropertyModel(self.arch)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        setup_from_lm(self, stage, "sequence")
 
     def configure_metrics(self):
         return property_metrics(self.kind, len(self.classes or ()))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from apps.genomics.dna.data import collate
+from apps.genomics.dna.model import TaggerConfig
 from apps.genomics.dna.onnx import PARITY_ATOL, OnnxTagger, lm_parity, tagger_parity
 from apps.genomics.dna.task import DNALMTask, GeneTagTask
 from apps.genomics.export import main as export_main
@@ -175,3 +176,32 @@ def test_export_options_a_user_can_get_wrong(fitted, tmp_path, capsys):
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine" and not (tmp_path / "a").exists()
+
+
+def test_tagger_fine_tunes_from_the_language_model(fitted, tmp_path, capsys):
+    from apps.genomics.pretrained import initialise_from_lm
+    from core.errors import CheckpointError
+
+    lm_ckpt = fitted("dna_lm_tiny.yaml")  # a Hyena LM, d 32 x 2
+    lm = DNALMTask.from_checkpoint(lm_ckpt)
+    cli = train_main(["fit", "--config", "apps/genomics/configs/gene_tag_tiny.yaml", "--trainer.max_steps", "1",
+                      "--model.init_args.arch.encoder.mixer", "hyena", "--model.init_args.init_from", lm_ckpt,
+                      "--trainer.default_root_dir", str(tmp_path)])
+    assert "encoder initialised from the language model" in capsys.readouterr().out
+    tagger = cli.model
+    fresh = GeneTagTask(tagger.arch)  # same architecture, loaded directly: every weight is the LM's
+    fresh.set_tokenizers(tagger.tokenizers_json)
+    initialise_from_lm(fresh.model, lm_ckpt, fresh.tokenizers["dna"])
+    decoder = lm.model.decoder.state_dict()
+    for key, value in fresh.model.encoder.state_dict().items():
+        assert torch.equal(value, decoder[key.replace(".fwd.", ".").replace(".bwd.", ".")]), key
+    mine, theirs = fresh.tokenizers["dna"], lm.tokenizers["dna"]
+    for base in "ACGTN":  # rows matched by token
+        assert torch.equal(fresh.model.embed.weight[mine.token_to_id(base)], lm.model.embed.weight[theirs.token_to_id(base)])
+    wider = GeneTagTask(TaggerConfig(vocab_size=tagger.arch.vocab_size))  # the default encoder: d 256
+    with pytest.raises(CheckpointError, match="does not fit this encoder"):
+        initialise_from_lm(wider.model, lm_ckpt, mine)
+    with pytest.raises(SystemExit) as exit_:
+        train_main(["fit", "--config", "apps/genomics/configs/gene_tag_tiny.yaml", "--trainer.max_steps", "1",
+                    "--model.init_args.init_from", lm_ckpt, "--trainer.default_root_dir", str(tmp_path / "mamba")])
+    assert exit_.value.code == 2 and "does not fit this encoder" in capsys.readouterr().err

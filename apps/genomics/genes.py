@@ -46,27 +46,40 @@ def pyrodigal_labels(sequence: str) -> tuple[np.ndarray, int]:
     return labels, len(genes)
 
 
-def read_gff_labels(path: str | Path, lengths: Mapping[str, int]) -> tuple[dict[str, np.ndarray], SkipReport]:
-    """Per-sequence labels from the ``CDS`` lines of a GFF3 file (other feature types are read
-    and ignored). Skips: ``not 9 tab-separated columns``, ``unknown sequence id`` (not in the
-    FASTA), ``bad coordinates`` (not integers, start > end, or beyond the sequence),
-    ``bad strand`` (not + or -), ``bad phase`` (not 0, 1, 2)."""
+def read_cds_labels(path: str | Path, lengths: Mapping[str, int]) -> tuple[dict[str, np.ndarray], SkipReport]:
+    """Per-sequence labels from an annotation file: GFF3 (its ``CDS`` lines; other feature types
+    are read and ignored) or, for ``.bed`` / ``.bed.gz``, BED6+ lines each holding one CDS
+    (``chrom start end name score strand``, 0-based half-open; with BED12's ``thickStart thickEnd``
+    the coding part is the thick one; phase 0 at the feature's start on its strand). Skips:
+    ``not 9 tab-separated columns`` (GFF) or ``fewer than 6 columns`` (BED), ``unknown sequence
+    id`` (not in the FASTA), ``bad coordinates`` (not integers, start > end, or beyond the
+    sequence), ``bad strand`` (not + or -), ``bad phase`` (GFF: not 0, 1, 2)."""
     path = Path(path)
+    bed = path.name.lower().endswith((".bed", ".bed.gz"))
     report = SkipReport(str(path))
     labels = {name: np.zeros(n, dtype=np.int64) for name, n in lengths.items()}
     for lineno, text in text_lines(path, report):
-        if text.startswith("#"):
-            report.total -= 1  # directives and comments are not records
+        if text.startswith("#") or (bed and text.startswith(("track", "browser"))):
+            report.total -= 1  # directives, headers and comments are not records
             if text.startswith("##FASTA"):
                 break  # an embedded FASTA section follows: no more features
             continue
         fields = text.rstrip("\n").split("\t")
-        if len(fields) != 9:
-            report.skip("not 9 tab-separated columns", lineno)
-            continue
-        seqid, _, kind, start, end, _, strand, phase, _ = fields
-        if kind != "CDS":
-            continue
+        if bed:
+            if len(fields) < 6:
+                report.skip("fewer than 6 columns", lineno, "chrom start end name score strand")
+                continue
+            seqid, start, end, strand, phase = fields[0], fields[1], fields[2], fields[5], "0"
+            if len(fields) >= 8:
+                start, end = fields[6], fields[7]
+            start = str(int(start) + 1) if start.isdigit() else start  # to GFF's 1-based inclusive
+        else:
+            if len(fields) != 9:
+                report.skip("not 9 tab-separated columns", lineno)
+                continue
+            seqid, _, kind, start, end, _, strand, phase, _ = fields
+            if kind != "CDS":
+                continue
         if seqid not in labels:
             report.skip("unknown sequence id", lineno, "not in the FASTA file")
             continue

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.genomics.genes import pyrodigal_labels, read_gff_labels
+from apps.genomics.genes import pyrodigal_labels, read_cds_labels
 from apps.genomics.nucleotides import ALPHABET, encode_sequence, encoder_table
 from core.data.readers import read_fasta
 from core.data.splits import default_cache_dir
@@ -72,7 +72,7 @@ def load_genome(tokenizer: CharTokenizer, fasta: str | Path | None = None, gff: 
     report.require(len(records))
     gff_labels = None
     if labels and gff is not None:
-        gff_labels, gff_report = read_gff_labels(gff, {r.id: len(r.sequence) for r in records})
+        gff_labels, gff_report = read_cds_labels(gff, {r.id: len(r.sequence) for r in records})
         gff_report.warn()
         if not any((lab != 0).any() for lab in gff_labels.values()):
             raise DataError(f"{gff}: no usable CDS features for the sequences of {path}")

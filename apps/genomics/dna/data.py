@@ -123,7 +123,7 @@ class DNADataModule(L.LightningDataModule):
         if task not in TASKS:
             raise UserError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
         if task == "tag" and fasta is not None and gff is None:
-            raise UserError(f"{fasta}: gene tagging of a user genome needs its annotation (data.gff: a GFF3 file)")
+            raise UserError(f"{fasta}: gene tagging of a user genome needs its annotation (data.gff: a GFF3 or BED file of its CDS)")
         if window < 2:
             raise UserError(f"window must be at least 2 bases, got {window}")
         self.task, self.fasta, self.gff, self.window = task, fasta, gff, window

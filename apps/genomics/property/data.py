@@ -4,8 +4,10 @@ classification and regression over a pooled encoder.
 Where the examples come from, first match wins:
 
 * ``train`` (and optionally ``valid``, ``test``): CSV files with a header holding ``sequence`` and
-  ``label`` columns (quoted fields allowed). Splits a user does not give are carved out of
-  ``train`` by a hash of the sequence (``split_percent``), so repeated sequences stay together.
+  ``label`` columns (quoted fields allowed), or FASTA files (``.fa``, ``.fasta``, ``.fna``,
+  ``.faa``, gzip too) whose records take their label from ``labels``, a CSV of ``id,label``.
+  Splits a user does not give are carved out of ``train`` by a hash of the sequence
+  (``split_percent``), so repeated sequences stay together.
 * ``folder``: a GenomicBenchmarks-style tree, ``<folder>/{train,test}/<class>/*.txt`` with one
   sequence per file; the class is the folder name. Validation is carved from ``train`` by file name.
 * neither: the bundled proteins (:mod:`apps.genomics.proteins`) with the ProtParam ``target``;
@@ -31,7 +33,7 @@ from apps.genomics.nucleotides import ALPHABET as DNA_ALPHABET
 from apps.genomics.nucleotides import dna_tokenizer, encode_sequence, encoder_table
 from apps.genomics.proteins import PROPERTIES, PROTEIN_ALPHABET, bundled_proteins, protein_table, protein_tokenizer, protparam
 from core.data import SplitDataModule
-from core.data.readers import delimited_rows
+from core.data.readers import delimited_rows, fasta_records
 from core.data.reports import DataWarning, SkipReport
 from core.data.splits import SPLITS, split_of
 from core.errors import DataError, UserError
@@ -39,6 +41,10 @@ from core.tokenizers import tokenizer_from_json
 
 KINDS = ("regression", "classification")
 ALPHABETS = ("protein", "dna")
+
+
+def is_fasta(path: str | Path) -> bool:
+    return str(path).lower().removesuffix(".gz").endswith((".fa", ".fasta", ".fna", ".faa"))
 
 
 @dataclass
@@ -94,7 +100,7 @@ def collate(items: list[Example], classes: list[str] | None, pad_id: int = 0) ->
 class PropertyDataModule(SplitDataModule):
     def __init__(self, alphabet: str = "protein", label_kind: str = "regression", target: str = "gravy",
                  train: str | None = None, valid: str | None = None, test: str | None = None,
-                 folder: str | None = None, split_percent: tuple[int, int, int] = (80, 10, 10),
+                 labels: str | None = None, folder: str | None = None, split_percent: tuple[int, int, int] = (80, 10, 10),
                  max_length: int = 1000, batch_size: int = 32, cache_dir: str | None = None, num_workers: int = 0):
         """``label_kind`` says what ``label`` holds for CSV input (numbers, or class names); the bundled
         set's kind follows from ``target`` (``stability`` is the one class label) and a folder's is
@@ -114,6 +120,9 @@ class PropertyDataModule(SplitDataModule):
             kind = "classification"
         if (valid or test) and train is None:
             raise UserError("valid and test files need a train file")
+        fasta = [f for f in (train, valid, test) if f is not None and is_fasta(f)]
+        if fasta and labels is None:
+            raise UserError(f"{fasta[0]}: a FASTA file's labels come from a CSV of id,label (data.labels)")
         if sum(split_percent) != 100 or len(split_percent) != 3 or min(split_percent) < 0:
             raise UserError(f"split_percent must be three shares summing to 100, got {list(split_percent)}")
         if max_length < 1:
@@ -121,6 +130,7 @@ class PropertyDataModule(SplitDataModule):
         self.alphabet = Alphabet(alphabet)
         self.kind, self.target = kind, target
         self.files = {"train": train, "valid": valid, "test": test}
+        self.labels_file = labels
         self.folder, self.split_percent, self.max_length = folder, tuple(split_percent), max_length
         self.batch_size, self.cache_dir, self.num_workers = batch_size, cache_dir, num_workers
         self._splits: dict[str, list[Example]] | None = None
@@ -194,8 +204,7 @@ class PropertyDataModule(SplitDataModule):
             if path is None:
                 continue
             report, kept = SkipReport(str(path)), 0
-            for line, row in delimited_rows(Path(path), report, ",", ["sequence", "label"], quote='"'):
-                seq, label = row["sequence"].strip(), row["label"].strip()
+            for line, seq, label in self._records(Path(path), report):
                 why = self.alphabet.problem(seq, self.max_length) or self._label_problem(label)
                 if why:
                     report.skip(why, line)
@@ -207,6 +216,31 @@ class PropertyDataModule(SplitDataModule):
             report.warn()
             report.require(kept)
         return out
+
+    def _records(self, path: Path, report: SkipReport):
+        """(line, sequence, label) of a CSV file, or of a FASTA file labelled by ``labels``."""
+        if not is_fasta(path):
+            for line, row in delimited_rows(path, report, ",", ["sequence", "label"], quote='"'):
+                yield line, row["sequence"].strip(), row["label"].strip()
+            return
+        table = self._label_table()
+        for rec in fasta_records(path, report):
+            if rec.id not in table:
+                report.skip("no label", rec.line, f"id not in {self.labels_file}")
+                continue
+            yield rec.line, rec.sequence, table[rec.id]
+
+    def _label_table(self) -> dict[str, str]:
+        report, table = SkipReport(str(self.labels_file)), {}
+        for line, row in delimited_rows(Path(self.labels_file), report, ",", ["id", "label"], quote='"'):
+            key = row["id"].strip()
+            if key in table:
+                report.skip("repeated id", line)
+            else:
+                table[key] = row["label"].strip()
+        report.warn()
+        report.require(len(table))
+        return table
 
     def _carve(self, key: str) -> str:
         """A train-file example's split: train, unless that split has no file of its own."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from apps.genomics.dna.data import IGNORE, DNADataModule, TiledWindows, TrainWindows, collate
-from apps.genomics.genes import SWAP_STRAND, paint_cds, pyrodigal_labels, read_gff_labels
+from apps.genomics.genes import SWAP_STRAND, paint_cds, pyrodigal_labels, read_cds_labels
 from apps.genomics.genome import Segment, bundled_fasta, load_genome, split_record
 from apps.genomics.nucleotides import complement_table, dna_tokenizer, encode_sequence, encoder_table
 from core.data.reports import DataWarning
@@ -79,12 +79,26 @@ def test_gff_cds_with_phase_and_bad_lines(tmp_path):
                    "chr1\tsrc\tCDS\t25\t99\t.\t+\t0\tID=c4\n"
                    "chr1\tsrc\tCDS\t2\t4\t.\t?\t0\tID=c5\n"
                    "only\tthree\tcolumns\n")
-    labels, report = read_gff_labels(gff, {"chr1": 30})
+    labels, report = read_cds_labels(gff, {"chr1": 30})
     assert labels["chr1"][:12].tolist() == [1, 2, 3] * 4
     # minus strand, phase 1: the first base (at the end, 28) is the last of a codon begun upstream
     assert labels["chr1"][19:28].tolist()[::-1] == [6, 4, 5, 6, 4, 5, 6, 4, 5]
     assert set(report.skipped) == {"unknown sequence id", "bad coordinates", "bad strand", "not 9 tab-separated columns"}
     assert str(gff) in report.summary()
+
+
+def test_bed_cds_paint_what_the_same_gff_paints(tmp_path):
+    gff = tmp_path / "genes.gff3"
+    gff.write_text("chr1\tsrc\tCDS\t1\t12\t.\t+\t0\tID=c1\nchr1\tsrc\tCDS\t20\t28\t.\t-\t0\tID=c2\n")
+    bed = tmp_path / "genes.bed"
+    bed.write_text("track name=genes\n# comment\nchr1\t0\t12\tc1\t0\t+\n"
+                   "chr1\t15\t30\tc2\t0\t-\t19\t28\t0\t1\t15\t0\n"  # BED12: the thick part is the CDS
+                   "chrX\t0\t3\tc3\t0\t+\nchr1\t5\t99\tc4\t0\t+\nchr1\t1\t4\tc5\t0\t.\nchr1\t1\t4\n")
+    want, _ = read_cds_labels(gff, {"chr1": 30})
+    got, report = read_cds_labels(bed, {"chr1": 30})
+    np.testing.assert_array_equal(got["chr1"], want["chr1"])
+    assert report.total == 6 and set(report.skipped) == {"unknown sequence id", "bad coordinates", "bad strand",
+                                                          "fewer than 6 columns"}
 
 
 def test_splits_are_contiguous_regions():

@@ -113,6 +113,30 @@ def test_genomic_benchmarks_folder(tmp_path):
         PropertyDataModule(alphabet="dna", folder=str(tmp_path)).splits()
 
 
+def test_fasta_with_a_csv_of_labels(tmp_path):
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">s{k}\n{('ACGT' if k % 2 else 'TTGA') * (k + 2)}\n" for k in range(20))
+                     + ">nolabel\nACGT\n>bad\nACGTZZ\n")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,label\n" + "".join(f"s{k},{'promoter' if k % 2 else 'random'}\n" for k in range(20))
+                      + "bad,random\ns3,random\n")
+    before = fasta.read_bytes()
+    dm = PropertyDataModule(alphabet="dna", label_kind="classification", train=str(fasta), labels=str(labels))
+    with pytest.warns(DataWarning) as caught:
+        splits = dm.splits()
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "labels.csv: skipped 1 of 22 records (repeated id: line 23)" in messages
+    assert "seqs.fa: skipped 2 of 22 records" in messages and "labels.csv): line 41" in messages
+    assert "not DNA: line 43" in messages
+    examples = sum(splits.values(), [])
+    assert len(examples) == 20 and dm.classes == ["promoter", "random"]
+    tok = dm.alphabet.tokenizer  # promoters are the ACGT repeats; s3's first label wins over its repeat
+    assert all((tok.id_to_token(int(e.ids[0])) == "A") == (e.label == "promoter") for e in examples)
+    assert fasta.read_bytes() == before
+    with pytest.raises(UserError, match="labels come from a CSV of id,label"):
+        PropertyDataModule(alphabet="dna", train=str(fasta))
+
+
 def test_options_a_user_can_get_wrong(tmp_path):
     with pytest.raises(UserError, match="target must be one of"):
         PropertyDataModule(target="charge")

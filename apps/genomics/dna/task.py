@@ -35,6 +35,15 @@ class DNALMTask(BaseTask):
     def batch_size(self, batch) -> int:
         return int((batch["targets"][:, 1:] != IGNORE).sum())
 
+    def predict_step(self, batch, batch_idx):
+        """Per window: the summed next-base negative log-likelihood (nats) and the bases scored
+        (``apps.genomics.predict`` turns whole records into bits per nucleotide)."""
+        ids = batch["targets"][:, 1:]
+        logits = self.model(batch["ids"][:, :-1]).float()
+        scored = ids != IGNORE
+        nll = F.cross_entropy(logits.transpose(1, 2), ids.clamp_min(0), reduction="none") * scored
+        return {"nll": nll.sum(1), "bases": scored.sum(1)}
+
 
 class GeneTagTask(BaseTask):
     """A label per base (:data:`apps.genomics.genes.GENE_LABELS`); cross-entropy over scored

@@ -148,6 +148,10 @@ class RegressionTransformerTask(BaseTask):
         logits = self.model(ids, batch["mask"])[:, :len(t["digits"])].float()
         return self.read_prefix(logits.masked_fill(~t["slots"], float("-inf")).argmax(-1))
 
+    def predict_step(self, batch, batch_idx) -> dict[str, torch.Tensor]:
+        """The predicted properties of each molecule of the batch (``apps.genomics.predict`` reads files)."""
+        return self.predict_properties(batch)
+
     def update_metrics(self, metrics, batch, stage: str) -> bool:
         predicted, truth = self.predict_properties(batch), self.read_prefix(batch["ids"])
         for p in self.properties:

@@ -1,5 +1,6 @@
 """Forecasters: :class:`~apps.timeseries.models.patch.PatchForecaster` (any core backbone),
-and :class:`~apps.timeseries.models.dlinear.DLinear`. Each maps ``past`` [B, L, C]
+:class:`~apps.timeseries.models.dlinear.DLinear` and
+:class:`~apps.timeseries.models.informer.Informer`. Each maps ``past`` [B, L, C]
 (plus calendar features, for the models that read them) to raw head outputs [B, H, C, size]."""
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ def build_model(cfg: ForecastConfig, head_size: int) -> nn.Module:
         from apps.timeseries.models.patch import PatchForecaster
 
         return PatchForecaster(cfg, head_size)
+    if cfg.model == "informer":
+        from apps.timeseries.models.informer import Informer
+
+        return Informer(cfg, head_size)
     from apps.timeseries.models.dlinear import DLinear
 
     return DLinear(cfg, head_size)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from core.models import BackboneConfig
 
-MODELS = ("patch", "dlinear")
+MODELS = ("patch", "dlinear", "informer")
 DECODINGS = ("direct", "autoregressive")
 
 
@@ -14,9 +14,11 @@ class ForecastConfig:
     #: linked from the data module
     lookback: int = 96
     horizon: int = 96
+    #: known steps the Informer decoder starts from
+    label_len: int = 48
     channels_in: int = 1
     time_features: int = 4
-    #: ``patch`` (any core backbone over patches) or ``dlinear``
+    #: ``patch`` (any core backbone over patches), ``dlinear`` or ``informer``
     model: str = "patch"
     #: what each future value is: ``point`` (MSE), ``quantile`` (pinball), ``student_t`` (NLL)
     head: str = "point"
@@ -32,6 +34,10 @@ class ForecastConfig:
     # -- DLinear
     kernel: int = 25
     individual: bool = False
+    # -- Informer (width, heads, encoder depth and dropout from ``backbone``)
+    factor: int = 5
+    distil: bool = True
+    decoder_layers: int = 1
 
     def __post_init__(self):
         if isinstance(self.backbone, dict):
@@ -40,5 +46,7 @@ class ForecastConfig:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+        if self.model == "informer" and not 0 < self.label_len <= self.lookback:
+            raise ValueError(f"label_len {self.label_len} must be in 1..lookback ({self.lookback})")
         if self.model == "patch" and self.patch > self.lookback:
             raise ValueError(f"patch {self.patch} is longer than the lookback {self.lookback}")

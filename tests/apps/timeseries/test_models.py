@@ -118,3 +118,37 @@ def test_bad_configs_are_refused():
         ForecastConfig(lookback=8, patch=16)
     with pytest.raises(ValueError, match="unknown output head"):
         build_head("gaussian")
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_prob_sparse_attention_is_full_attention_when_every_query_is_active(causal):
+    import torch.nn.functional as F
+
+    from apps.timeseries.models.informer import prob_sparse_attention
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 12, 8) for _ in range(3))
+    full = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(prob_sparse_attention(q, k, v, factor=100, causal=causal, training=False), full, atol=1e-5)
+    sparse = prob_sparse_attention(q, k, v, factor=1, causal=causal, training=False)  # u = ceil(ln 13) = 3 queries
+    exact = torch.isclose(sparse, full, atol=1e-5).all(-1)
+    lazy = torch.isclose(sparse, (v.cumsum(2) / torch.arange(1, 13)[:, None]) if causal else
+                         v.mean(2, keepdim=True).expand_as(v), atol=1e-5).all(-1)
+    assert (exact.sum(-1) >= 3).all() and (exact | lazy).all()  # active queries exact, the rest the (running) mean
+    assert torch.equal(sparse, prob_sparse_attention(q, k, v, factor=1, causal=causal, training=False))
+
+
+def test_informer_reads_calendar_features_and_writes_the_horizon_at_once():
+    torch.manual_seed(0)
+    cfg = tiny(model="informer", lookback=96, horizon=24, label_len=48, channels_in=3, time_features=4)
+    h = build_head("quantile")
+    model = build_model(cfg, h.size).eval()
+    past, times = torch.randn(2, 96, 3), torch.randn(2, 96, 4)
+    with torch.no_grad():
+        a = model(past, h, past_time=times, future_time=torch.zeros(2, 24, 4))
+        b = model(past, h, past_time=times, future_time=torch.ones(2, 24, 4))
+    assert a.shape == (2, 24, 3, 3) and not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="calendar features"):
+        model(past, h)
+    with pytest.raises(ValueError, match="label_len"):
+        tiny(model="informer", lookback=32, label_len=48)

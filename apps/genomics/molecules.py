@@ -3,8 +3,9 @@
 MOSES (Polykovskiy et al. 2020, 1.9 M drug-like molecules from ZINC) ships inside the PyPI
 ``molsets`` wheel as ``moses/dataset/data/{train,test}.csv.gz``. The package itself cannot be
 installed here (it pins ``pomegranate==0.12``, which no longer builds), so the wheel is fetched
-once with ``pip download --no-deps`` from the package index, its two files are copied into the
-cache (``genomics/moses/``) and the wheel is deleted; nothing imports ``moses``.
+once (:func:`core.data.wheels.wheel_members`: ``pip download --no-deps`` from the package index),
+its two files are copied into the cache (``genomics/moses/``) and the wheel is deleted; nothing
+imports ``moses``.
 
 Properties are RDKit's: QED (Bickerton's drug-likeness, 0-1) and Crippen logP. They are computed,
 not measured, which is what the Regression Transformer's own QED experiments use.
@@ -12,16 +13,12 @@ not measured, which is what the Regression Transformer's own QED experiments use
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 from core.data.reports import SkipReport
 from core.data.splits import default_cache_dir
+from core.data.wheels import wheel_members
 from core.errors import DataError
-from core.io import atomic_write
 from core.tokenizers import SmilesTokenizer
 
 MOSES_WHEEL = "molsets==0.3.1"
@@ -34,23 +31,8 @@ def moses_file(split: str, cache_dir: str | Path | None = None) -> Path:
     root = Path(cache_dir or default_cache_dir()) / "genomics" / "moses"
     path = root / Path(MOSES_FILES[split]).name
     if not path.is_file():
-        _fetch_moses(root)
+        wheel_members(MOSES_WHEEL, {member: Path(member).name for member in MOSES_FILES.values()}, root)
     return path
-
-
-def _fetch_moses(root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", MOSES_WHEEL, "-d", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob("molsets-*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise DataError(f"{MOSES_WHEEL}: could not fetch the MOSES wheel from the package index ({last}); "
-                            f"or copy train.csv.gz and test.csv.gz from it into {root}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for member in MOSES_FILES.values():
-                atomic_write(root / Path(member).name, lambda dst, m=member: Path(dst).write_bytes(wheel.read(m)))
 
 
 def read_smiles(path: str | Path, report: SkipReport, limit: int | None = None) -> list[tuple[int, str]]:

@@ -5,7 +5,8 @@ a probabilistic head, CRPS.
 
 ``output_index`` picks the predicted channels among the input ones (features ``MS``: the target
 among all); the data scaler's numbers and each channel's MASE scale come from the data module, so
-a checkpoint alone turns forecasts back into original units.
+a checkpoint alone reads new data and turns forecasts back into original units (``scale_*``:
+every input channel's training mean and deviation).
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ class ForecastTask(BaseTask):
         self.output_index = list(output_index or range(self.arch.channels_in))
         if max(self.output_index) >= self.arch.channels_in:
             raise UserError(f"output_index {self.output_index} names a channel beyond the {self.arch.channels_in} inputs")
-        n = len(self.output_index)
-        self.register_buffer("scale_mean", torch.tensor(scale_mean or [0.0] * n, dtype=torch.float32))
-        self.register_buffer("scale_std", torch.tensor(scale_std or [1.0] * n, dtype=torch.float32))
-        self.register_buffer("mase_scale", torch.tensor(mase_scale or [1.0] * n, dtype=torch.float32))
+        c = self.arch.channels_in
+        self.register_buffer("scale_mean", torch.tensor(scale_mean or [0.0] * c, dtype=torch.float32))
+        self.register_buffer("scale_std", torch.tensor(scale_std or [1.0] * c, dtype=torch.float32))
+        self.register_buffer("mase_scale", torch.tensor(mase_scale or [1.0] * len(self.output_index),
+                                                        dtype=torch.float32))
         self.model = build_model(self.arch, self.head.size)
 
     def configure_metrics(self):
@@ -51,8 +53,12 @@ class ForecastTask(BaseTask):
         return out[:, :, self.output_index]
 
     def to_units(self, values: torch.Tensor) -> torch.Tensor:
-        """Normalised [..., C_out] -> original units."""
-        return values * self.scale_std + self.scale_mean
+        """Normalised output channels [..., C_out] -> original units."""
+        return values * self.scale_std[self.output_index] + self.scale_mean[self.output_index]
+
+    def scale_inputs(self, values: torch.Tensor) -> torch.Tensor:
+        """Input channels [..., C_in] in original units -> the training standardisation."""
+        return (values - self.scale_mean) / self.scale_std
 
     def truth(self, batch) -> torch.Tensor:
         return batch["future"][:, :, self.output_index]

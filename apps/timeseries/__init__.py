@@ -1,0 +1,1 @@
+"""Long-horizon forecasting: reading and validating series, bundled real series, windows and models."""

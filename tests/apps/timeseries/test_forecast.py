@@ -62,3 +62,25 @@ def test_a_user_csv_and_the_options_a_user_can_get_wrong(checkpoint, tmp_path, c
             forecast_main(["--checkpoint", checkpoint, *argv])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("options", [["--model.arch.backbone.mixer", "mamba"],
+                                     ["--model.arch.decoding", "autoregressive", "--model.arch.backbone.mixer", "gla"],
+                                     ["--model.arch.model", "dlinear", "--model.arch.head", "student_t"]],
+                         ids=lambda o: "-".join(o[1::2]))
+def test_export_matches_pytorch(options, tmp_path, capsys):
+    from apps.timeseries.export import main as export_main
+    from apps.timeseries.onnx import OnnxForecaster, forecaster_parity
+
+    cli = train_main(["fit", "--config", "apps/timeseries/configs/patch_tiny.yaml", *options,
+                      "--trainer.default_root_dir", str(tmp_path)])
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    export_main(["--checkpoint", ckpt, "--out", str(tmp_path / "onnx"), "--samples", "5"])  # exits 1 on mismatch
+    assert "on 5 held-out windows" in capsys.readouterr().out
+    task = ForecastTask.from_checkpoint(ckpt)
+    dm = ForecastDataModule(lookback=64, label_len=32, horizon=24, batch_size=7)
+    batch = next(iter(dm.val_dataloader()))  # another batch size and other windows than the command's
+    assert forecaster_parity(task, OnnxForecaster(tmp_path / "onnx"), batch)["ok"]
+    with pytest.raises(SystemExit) as exit_:
+        export_main(["--checkpoint", ckpt, "--out", str(tmp_path / "onnx")])  # not empty: never overwritten
+    assert exit_.value.code == 2

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if end < cfg.lookback:
         raise UserError(f"{where}: the forecast needs {cfg.lookback} steps of history before the cutoff, "
                         f"the series has {end}")
-    columns, index = dm.input_columns, dm._input_index
+    columns = dm.input_columns
+    index = [series.columns.index(c) for c in columns]
     values = series.values[end - cfg.lookback:end][:, index]
     out = forecast_from(task, values, series.dates[end - cfg.lookback:end], series.freq)
     names = dm.output_columns

@@ -9,11 +9,12 @@ same ``ForecastDataModule`` windows (TSLib's conventions, train-only scaler, eve
 
 Models: core's patch forecaster with attention, Mamba and mLSTM backbones, Informer and DLinear
 (each ``apps.timeseries.train fit`` for ``--minutes`` of wall-clock, then ``test``); HF
-``PatchTSTForPrediction`` of the same width and depth, built from a config and trained by a
-plain loop on the same batches for the same time; seasonal naive, ETS and ARIMA (statsmodels,
-fitted on the training segment). Reported: MSE and MAE on the normalised scale, MASE in original
-units, and training throughput (windows per second over the same 20 batches) of core's
-attention patch model against HF PatchTST.
+``PatchTSTForPrediction`` (flatten head, as the paper) and ``InformerForPrediction`` of the same
+sizes as patch.yaml / informer.yaml, built from configs and trained by a plain loop on the same
+batches for the same time; seasonal naive, ETS and ARIMA (statsmodels, fitted on the training
+segment). Reported: MSE and MAE on the normalised scale, MASE in original units, and training
+throughput (windows per second over the same 20 batches) of core's attention patch model against
+HF PatchTST and of core's Informer against HF's.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ import torch  # noqa: E402
 from apps.timeseries.baselines import Statistical, seasonal_naive  # noqa: E402
 from apps.timeseries.data import ForecastDataModule  # noqa: E402
 from apps.timeseries.metrics import forecast_metrics, update_forecast_metrics  # noqa: E402
+from apps.timeseries.series import steps_per_day  # noqa: E402
 from apps.timeseries.task import ForecastTask  # noqa: E402
 from apps.timeseries.train import main as train_main  # noqa: E402
 from benchmarks.common import hardware, markdown_table, record  # noqa: E402
@@ -78,6 +80,17 @@ def score(dm: ForecastDataModule, forecasts: np.ndarray) -> dict[str, float]:
     return {k: float(m.compute()) for k, m in metrics.items()}
 
 
+def seasons(dm: ForecastDataModule) -> list[int]:
+    """The seasons the baselines try: the data's calendar season (a day for sub-daily data) and,
+    for sub-daily data, the week, when the lookback covers it (electricity demand is lower at
+    weekends: the weekly naive is the strong baseline there)."""
+    out = [dm.season]
+    day = steps_per_day(dm.series().freq)
+    if day and day > 1 and 7 * day <= dm.lookback:
+        out.append(7 * day)
+    return out
+
+
 def classical(dm: ForecastDataModule) -> dict[str, dict[str, float]]:
     series, out = dm.series(), {}
     test = dm.windows("test")
@@ -85,13 +98,15 @@ def classical(dm: ForecastDataModule) -> dict[str, dict[str, float]]:
     columns = [series.columns.index(c) for c in dm.output_columns]
     values = series.values[:, columns]
     past = np.stack([values[s - dm.lookback:s] for s in starts])
-    out["seasonal naive"] = score(dm, seasonal_naive(past, dm.horizon, dm.season))
     train = dm.train_values()
-    for kind in ("ets", "arima"):
+    for season in seasons(dm):
+        out[f"seasonal naive ({season})"] = score(dm, seasonal_naive(past, dm.horizon, season))
+    for kind, season in [("ets", s) for s in seasons(dm)] + [("arima", 1)]:
         t0 = time.perf_counter()
-        model = Statistical(kind, season=dm.season).fit(train)
-        out[kind.upper()] = score(dm, model.forecast(values, starts, dm.horizon))
-        out[kind.upper()]["seconds"] = time.perf_counter() - t0
+        model = Statistical(kind, season=season).fit(train)
+        name = f"ETS ({season})" if kind == "ets" else "ARIMA(2,1,1)"
+        out[name] = score(dm, model.forecast(values, starts, dm.horizon))
+        out[name]["seconds"] = time.perf_counter() - t0
     return out
 
 
@@ -112,26 +127,69 @@ def core_model(name: str, args, horizon: int, ett: str | None, root: str) -> dic
     return m
 
 
-def hf_patchtst(dm: ForecastDataModule, channels: int):
+def hf_patchtst(dm: ForecastDataModule):
+    """PatchTST as the paper builds it: the flatten head over every patch (HF's default pools the
+    patches to one mean vector, a third of the parameters and a worse forecast)."""
     from transformers import PatchTSTConfig, PatchTSTForPrediction
 
-    cfg = PatchTSTConfig(num_input_channels=channels, context_length=dm.lookback, prediction_length=dm.horizon,
-                         patch_length=16, patch_stride=8, d_model=WIDTH["d_model"], num_hidden_layers=WIDTH["n_layers"],
-                         num_attention_heads=WIDTH["n_heads"], ffn_dim=WIDTH["d_ff"], dropout=0.2, head_dropout=0.1,
-                         scaling="std")
-    return PatchTSTForPrediction(cfg)
+    cfg = PatchTSTConfig(num_input_channels=dm.channels_in, context_length=dm.lookback,
+                         prediction_length=dm.horizon, patch_length=16, patch_stride=8, d_model=WIDTH["d_model"],
+                         num_hidden_layers=WIDTH["n_layers"], num_attention_heads=WIDTH["n_heads"],
+                         ffn_dim=WIDTH["d_ff"], dropout=0.2, head_dropout=0.1, scaling="std", pooling_type=None)
+    model = PatchTSTForPrediction(cfg)
+
+    def loss(b):
+        return model(past_values=b["past"], future_values=b["future"]).loss
+
+    def predict(b):
+        return model(past_values=b["past"]).prediction_outputs
+
+    return model, loss, predict, 1e-3
 
 
-def train_hf(dm: ForecastDataModule, minutes: float) -> dict[str, float]:
-    """HF PatchTST by a plain loop: same windows, batch, optimiser and learning rate as patch.yaml."""
+def hf_informer(dm: ForecastDataModule, samples: int = 20):
+    """HF's Informer at informer.yaml's size (d 128, 2 + 1 layers, 8 heads, FFN 512, lr 1e-4). It is
+    the GluonTS-style model: lag-1 inputs, a Student-t output trained by NLL, and a forecast that
+    decodes step by step by sampling; the point forecast is the mean of ``samples`` paths."""
+    from transformers import InformerConfig, InformerForPrediction
+
+    c = dm.channels_in
+    cfg = InformerConfig(prediction_length=dm.horizon, context_length=dm.lookback - 1, lags_sequence=[1],
+                         input_size=c, num_time_features=dm.time_features, scaling="std", d_model=128,
+                         encoder_layers=2, decoder_layers=1, encoder_attention_heads=8, decoder_attention_heads=8,
+                         encoder_ffn_dim=512, decoder_ffn_dim=512, dropout=0.05, sampling_factor=5, distil=True,
+                         num_parallel_samples=samples)
+    model = InformerForPrediction(cfg)
+    values = (lambda x: x[..., 0]) if c == 1 else (lambda x: x)
+
+    def loss(b):
+        return model(past_values=values(b["past"]), past_time_features=b["past_time"],
+                     past_observed_mask=torch.ones_like(values(b["past"])), future_values=values(b["future"]),
+                     future_time_features=b["future_time"]).loss
+
+    def predict(b):
+        paths = model.generate(past_values=values(b["past"]), past_time_features=b["past_time"],
+                               past_observed_mask=torch.ones_like(values(b["past"])),
+                               future_time_features=b["future_time"]).sequences
+        mean = paths.mean(1)
+        return mean[..., None] if c == 1 else mean
+
+    return model, loss, predict, 1e-4
+
+
+HF = {"hf-patchtst": hf_patchtst, "hf-informer": hf_informer}
+
+
+def train_hf(name: str, dm: ForecastDataModule, minutes: float) -> dict[str, float]:
+    """An HF model by a plain loop: the same windows, batches and optimiser as its core config."""
     torch.manual_seed(0)
-    model = hf_patchtst(dm, dm.channels_in)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    model, loss_of, predict, lr = HF[name](dm)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, fused=True)  # as core's tasks
     deadline, steps = time.perf_counter() + 60 * minutes, 0
     model.train()
     while time.perf_counter() < deadline:
         for batch in dm.train_dataloader():
-            loss = model(past_values=batch["past"], future_values=batch["future"]).loss
+            loss = loss_of(batch)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -146,7 +204,7 @@ def train_hf(dm: ForecastDataModule, minutes: float) -> dict[str, float]:
     std = torch.tensor([dm.scale_std[i] for i in out_index])
     with torch.no_grad():
         for batch in dm.test_dataloader():
-            point = model(past_values=batch["past"]).prediction_outputs[:, :, out_index]
+            point = predict(batch)[:, :, out_index]
             truth = batch["future"][:, :, out_index]
             update_forecast_metrics(metrics, point, truth, point * std + mean, truth * std + mean,
                                     torch.tensor(dm.mase_scale), None)
@@ -155,29 +213,47 @@ def train_hf(dm: ForecastDataModule, minutes: float) -> dict[str, float]:
     return out
 
 
-def throughput(dm: ForecastDataModule, batches: int = 20) -> tuple[float, float]:
-    """Training windows per second of core's attention patch model and HF PatchTST, same batches."""
+#: the throughput pairs: a core model (its config's arch at the benchmark's width) and its HF peer
+PAIRS = {"patch-attention": "hf-patchtst", "informer": "hf-informer"}
+
+
+def core_task(name: str, dm: ForecastDataModule) -> ForecastTask:
+    """The task ``train fit`` would build for ``name``, without the trainer."""
+    import yaml
+
     from apps.timeseries.models.config import ForecastConfig
 
-    data = [b for _, b in zip(range(batches + 3), dm.train_dataloader())]
-    cfg = ForecastConfig(lookback=dm.lookback, horizon=dm.horizon, channels_in=dm.channels_in,
-                         time_features=dm.time_features, head_dropout=0.1,
-                         backbone={**WIDTH, "dropout": 0.2, "mlp": "gelu", "norm": "layernorm", "max_len": 64})
-    core = ForecastTask(cfg, output_index=dm.output_index, scale_mean=dm.scale_mean, scale_std=dm.scale_std).train()
-    hf = hf_patchtst(dm, dm.channels_in).train()
-    rates = []
-    for step in (lambda b: core.losses(b)["loss"], lambda b: hf(past_values=b["past"], future_values=b["future"]).loss):
-        params = core.parameters() if not rates else hf.parameters()
-        opt = torch.optim.AdamW(list(params), lr=1e-3)
-        for k, batch in enumerate(data):
-            if k == 3:
-                t0 = time.perf_counter()
-            loss = step(batch)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        rates.append(sum(len(b["past"]) for b in data[3:]) / (time.perf_counter() - t0))
-    return rates[0], rates[1]
+    config, _ = CORE[name]
+    with open(config) as f:
+        arch = yaml.safe_load(f)["model"]["arch"]
+    if name.startswith("patch"):
+        arch["backbone"] = {**arch["backbone"], **WIDTH}
+    cfg = ForecastConfig(**arch, lookback=dm.lookback, horizon=dm.horizon, label_len=dm.label_len,
+                         channels_in=dm.channels_in, time_features=dm.time_features)
+    return ForecastTask(cfg, output_index=dm.output_index, scale_mean=dm.scale_mean, scale_std=dm.scale_std)
+
+
+def throughput(dm: ForecastDataModule, core_name: str, batches: int = 20, rounds: int = 5) -> tuple[float, float]:
+    """Training windows per second of a core model and its HF peer over the same batches (forward,
+    backward and a fused AdamW step, as core's tasks take). The two alternate for ``rounds`` rounds
+    and each reports its median: on a shared 2-core machine one round's rate varied by 1.5x."""
+    data = [b for _, b in zip(range(batches), dm.train_dataloader())]
+    core = core_task(core_name, dm).train()
+    hf, hf_loss, _, _ = HF[PAIRS[core_name]](dm)
+    models = ((core, lambda b: core.losses(b)["loss"]), (hf.train(), hf_loss))
+    opts = [torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for m, _ in models]
+    rates: list[list[float]] = [[], []]
+    for r in range(rounds + 1):  # round 0 warms up
+        for i, ((_, step), opt) in enumerate(zip(models, opts)):
+            t0 = time.perf_counter()
+            for batch in data:
+                loss = step(batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            if r:
+                rates[i].append(sum(len(b["past"]) for b in data) / (time.perf_counter() - t0))
+    return float(np.median(rates[0])), float(np.median(rates[1]))
 
 
 def main() -> None:
@@ -186,7 +262,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=3.0, help="training wall-clock per neural model and horizon")
     p.add_argument("--lookback", type=int, default=336)
     p.add_argument("--ett", help="an ETT-style CSV (date, features..., OT) to run as well")
-    p.add_argument("--models", nargs="+", default=list(CORE) + ["hf-patchtst"])
+    p.add_argument("--models", nargs="+", default=list(CORE) + list(HF))
     p.add_argument("--quick", action="store_true", help="smoke run, not recorded")
     a = p.parse_args()
     if a.quick:
@@ -201,18 +277,21 @@ def main() -> None:
             results = classical(dm)
             with tempfile.TemporaryDirectory() as root:
                 for model in a.models:
-                    results[model] = train_hf(dm, a.minutes) if model == "hf-patchtst" else \
+                    results[model] = train_hf(model, dm, a.minutes) if model in HF else \
                         core_model(model, a, horizon, ett, root)
-            naive = results["seasonal naive"]["mse"]
+            naive = min(m["mse"] for k, m in results.items() if k.startswith("seasonal naive"))
             for model, m in results.items():
                 rows.append([name, horizon, model, f"{m['mse']:.4f}", f"{m['mae']:.4f}", f"{m['mase']:.3f}",
                              f"{m['mse'] / naive:.2f}", m.get("steps", "-"),
                              f"{m['params'] / 1e3:.0f} k" if "params" in m else "-"])
             print(markdown_table(["data", "horizon", "model", "MSE (norm.)", "MAE (norm.)", "MASE", "MSE / naive",
                                   "steps", "params"], rows[-len(results):]), flush=True)
-        core_rate, hf_rate = throughput(datamodule(a, a.horizons[0], ett))
-        notes.append(f"{name}: training throughput, horizon {a.horizons[0]}, same 20 batches of 32: core patch-attention "
-                     f"{core_rate:,.0f} windows/s, HF PatchTST {hf_rate:,.0f} windows/s ({core_rate / hf_rate:.2f}x).")
+        for core_name, hf_name in PAIRS.items():
+            core_rate, hf_rate = throughput(datamodule(a, a.horizons[0], ett), core_name,
+                                            *((3, 1) if a.quick else ()))
+            notes.append(f"{name}: training throughput, horizon {a.horizons[0]}, median of 5 alternating rounds over the same 20 batches of 32: {core_name} "
+                         f"{core_rate:,.0f} windows/s, {hf_name} {hf_rate:,.0f} windows/s ({core_rate / hf_rate:.2f}x).")
+            print(notes[-1], flush=True)
     table = markdown_table(["data", "horizon", "model", "MSE (norm.)", "MAE (norm.)", "MASE", "MSE / naive", "steps",
                             "params"], rows)
     print(table, "\n", "\n".join(notes))

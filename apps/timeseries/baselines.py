@@ -30,7 +30,7 @@ def seasonal_naive(past: np.ndarray, horizon: int, season: int) -> np.ndarray:
 
 class Statistical:
     """``kind`` ``ets`` (additive error, damped additive trend, additive season when the training
-    segment holds two seasons) or ``arima`` (``order``, no seasonal part: long seasons such as 48
+    segment holds two seasons; pass the longest season the data has, a week for electricity demand) or ``arima`` (``order``, no seasonal part: long seasons such as 48
     half-hours make seasonal ARIMA fits take hours)."""
 
     def __init__(self, kind: str, season: int = 1, order: tuple[int, int, int] = (2, 1, 1)):
@@ -46,8 +46,11 @@ class Statistical:
         if self.kind == "arima":
             return SARIMAX(y, order=self.order)
         seasonal = self.season if 2 <= self.season and len(y) >= 2 * self.season else None
+        # a long season's initial states (336 half-hours in a week) are hundreds of parameters for
+        # the likelihood search: start them from the data's first seasons instead
+        init = "heuristic" if seasonal and seasonal > 52 else "estimated"
         return ETSModel(y, error="add", trend="add", damped_trend=True, seasonal="add" if seasonal else None,
-                        seasonal_periods=seasonal)
+                        seasonal_periods=seasonal, initialization_method=init)
 
     def fit(self, train: np.ndarray) -> "Statistical":
         """train [T, C] in original units."""

@@ -35,7 +35,11 @@ def unpatchify1d(patches: torch.Tensor, channels: int) -> torch.Tensor:
 
 class PatchEmbed1d(nn.Module):
     """[B, T, C] -> [B, N, dim]. ``pad_end`` repeats the last step ``stride`` times first, so the
-    last steps always fall in a patch (PatchTST's padding)."""
+    last steps always fall in a patch (PatchTST's padding).
+
+    The weights are a strided convolution's (``proj``, [dim, C, patch]), applied as one matmul over
+    the unfolded patches: on CPU the convolution's backward for one input channel took 2.3 ms of a
+    27 ms PatchTST training step, the matmul a tenth of that."""
 
     def __init__(self, in_channels: int, dim: int, patch: int, stride: int | None = None, pad_end: bool = False):
         super().__init__()
@@ -48,12 +52,12 @@ class PatchEmbed1d(nn.Module):
         return (length + (self.stride if self.pad_end else 0) - self.patch) // self.stride + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.transpose(1, 2)  # [B, C, T]
         if self.pad_end:
-            x = F.pad(x, (0, self.stride), mode="replicate")
-        if x.shape[2] < self.patch:
-            raise UserError(f"a series of {x.shape[2]} steps is shorter than one patch of {self.patch}")
-        return self.proj(x).transpose(1, 2)
+            x = torch.cat([x, x[:, -1:].expand(-1, self.stride, -1)], 1)
+        if x.shape[1] < self.patch:
+            raise UserError(f"a series of {x.shape[1]} steps is shorter than one patch of {self.patch}")
+        patches = x.unfold(1, self.patch, self.stride)  # [B, N, C, patch]: the conv weight's layout
+        return F.linear(patches.flatten(2), self.proj.weight.flatten(1), self.proj.bias)
 
 
 def patchify2d(x: torch.Tensor, patch: int) -> torch.Tensor:

@@ -4,9 +4,11 @@ layers, and a generative-style decoder that writes the whole horizon in one forw
 * **ProbSparse attention.** Only the ``u = factor * ln L`` queries whose attention is furthest from
   uniform (max minus mean of their scores against ``u`` sampled keys) attend; the others take the
   mean of the values (or, causally, the running mean). Cost O(L log L) instead of O(L^2). When
-  ``u`` reaches the length it is exactly full attention (tested). Keys are sampled at random in
-  training and evenly spaced in evaluation, so inference is deterministic (the paper samples in
-  both).
+  ``u`` reaches the length it is exactly full attention (tested). One set of keys is sampled for
+  all queries of a call (the paper draws a set per query, which materialises a [B, H, L, u, D]
+  tensor and made training ten times slower here; the estimate of each query's sparsity is
+  as unbiased either way): at random in training, evenly spaced in evaluation, so inference is
+  deterministic.
 * **Distilling.** Between encoder layers a circular convolution, batch norm, ELU and a stride-2
   max-pool halve the sequence, so deeper layers attend over the dominant features.
 * **Generative decoder.** Its input is the last ``label_len`` known steps followed by ``horizon``
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apps.timeseries.models.config import ForecastConfig
+from core.nn import Dropout
 
 
 def prob_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, factor: int, causal: bool,
@@ -36,10 +39,10 @@ def prob_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, fac
     keys = min(lk, factor * math.ceil(math.log(lk + 1)))
     active = min(lq, factor * math.ceil(math.log(lq + 1)))
     if training:
-        sample = torch.randint(lk, (lq, keys), device=q.device)
+        sample = torch.randint(lk, (keys,), device=q.device)
     else:
-        sample = torch.linspace(0, lk - 1, keys, device=q.device).round().long().expand(lq, keys)
-    sampled = torch.einsum("bhqd,bhqkd->bhqk", q, k[:, :, sample])  # each query against its sampled keys
+        sample = torch.linspace(0, lk - 1, keys, device=q.device).round().long()
+    sampled = q @ k[:, :, sample].transpose(-2, -1)  # [B, H, Lq, keys]: every query against the sampled keys
     sparsity = sampled.max(-1).values - sampled.sum(-1) / lk
     top = sparsity.topk(active, dim=-1).indices  # [B, H, u]
     if causal:
@@ -76,7 +79,7 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_ff, d_model))
+        self.net = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), Dropout(dropout), nn.Linear(d_ff, d_model))
 
     def forward(self, x):
         return self.net(x)
@@ -88,7 +91,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, d: int, heads: int, d_ff: int, factor: int, dropout: float):
         super().__init__()
         self.attn, self.ff = Attention(d, heads, factor), FeedForward(d, d_ff, dropout)
-        self.norm1, self.norm2, self.drop = nn.LayerNorm(d), nn.LayerNorm(d), nn.Dropout(dropout)
+        self.norm1, self.norm2, self.drop = nn.LayerNorm(d), nn.LayerNorm(d), Dropout(dropout)
 
     def forward(self, x):
         x = self.norm1(x + self.drop(self.attn(x)))
@@ -115,7 +118,7 @@ class DecoderLayer(nn.Module):
         self.cross = Attention(d, heads, None)
         self.ff = FeedForward(d, d_ff, dropout)
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(3))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x, memory):
         x = self.norms[0](x + self.drop(self.self_attn(x)))
@@ -135,7 +138,7 @@ class Embedding(nn.Module):
         table = torch.zeros(max_len, d)
         table[:, 0::2], table[:, 1::2] = torch.sin(position * freq), torch.cos(position * freq)[:, : d // 2]
         self.register_buffer("positions", table, persistent=False)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x, time):
         out = self.values(x.transpose(1, 2)).transpose(1, 2) + self.positions[: x.shape[1]]

@@ -29,7 +29,7 @@ from apps.timeseries.models.config import ForecastConfig
 from apps.timeseries.models.revin import RevIN
 from core.generation import generate_continuous
 from core.models import Decoder, Encoder
-from core.nn import PatchEmbed1d
+from core.nn import Dropout, PatchEmbed1d
 
 
 class PatchForecaster(nn.Module):
@@ -38,12 +38,12 @@ class PatchForecaster(nn.Module):
         self.cfg, self.head_size = cfg, head_size
         d, p = cfg.backbone.d_model, cfg.patch
         self.revin = RevIN(cfg.channels_in) if cfg.revin else None
-        self.drop = nn.Dropout(cfg.backbone.dropout)
+        self.drop = Dropout(cfg.backbone.dropout)
         if cfg.decoding == "direct":
             self.embed = PatchEmbed1d(1, d, p, cfg.stride, pad_end=True)
             self.encoder = Encoder(cfg.backbone)
             n = self.embed.num_patches(cfg.lookback)
-            self.head = nn.Sequential(nn.Flatten(1), nn.Dropout(cfg.head_dropout), nn.Linear(n * d, cfg.horizon * head_size))
+            self.head = nn.Sequential(nn.Flatten(1), Dropout(cfg.head_dropout), nn.Linear(n * d, cfg.horizon * head_size))
         else:
             self.embed = nn.Linear(p, d)
             self.decoder = Decoder(cfg.backbone)

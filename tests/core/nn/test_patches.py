@@ -18,6 +18,8 @@ def test_patch_embed_1d_is_a_linear_layer_on_patches(patch, stride, pad_end):
     weight = embed.proj.weight.permute(0, 2, 1).reshape(8, -1)  # [D, C, P] -> [D, P * C]
     ref = patchify1d(source, patch, stride) @ weight.T + embed.proj.bias
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+    conv = embed.proj(source.transpose(1, 2)).transpose(1, 2)  # the weights are the strided convolution's
+    torch.testing.assert_close(y, conv, rtol=1e-5, atol=1e-6)
     g = torch.randn_like(y)
     (gy,) = torch.autograd.grad(y, x, g, retain_graph=True)
     (gr,) = torch.autograd.grad(ref, x, g)

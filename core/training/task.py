@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import types
 import typing
 from dataclasses import asdict, dataclass, is_dataclass
@@ -183,6 +184,13 @@ class BaseTask(L.LightningModule):
             self.set_tokenizers(dm.tokenizers_json())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Keep only the hyperparameters the constructor takes: an app's train.py links every data
+        # size to every model a config may pick, and LightningCLI records the links a task lacks
+        # too; saved, they would make from_checkpoint fail on an unexpected keyword.
+        params = inspect.signature(type(self).__init__).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            checkpoint["hyper_parameters"] = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items()
+                                              if k in params or k.startswith("_")}
         checkpoint["task_class"] = class_path(self)
         checkpoint["runtime_options"] = self.runtime_config()
         if self.tokenizers_json:

@@ -84,3 +84,10 @@ def test_export_matches_pytorch(options, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         export_main(["--checkpoint", ckpt, "--out", str(tmp_path / "onnx")])  # not empty: never overwritten
     assert exit_.value.code == 2
+
+
+def test_informer_with_quantiles_exports_with_parity(checkpoint, tmp_path, capsys):
+    from apps.timeseries.export import main as export_main
+
+    export_main(["--checkpoint", checkpoint, "--out", str(tmp_path / "onnx"), "--samples", "5"])  # exits 1 on mismatch
+    assert "on 5 held-out windows" in capsys.readouterr().out

@@ -43,13 +43,6 @@ from core.training import BaseTask, OptimConfig, as_config, token_loss
 IDS_FILE = "semantic_ids.pt"
 
 
-def _config(cls, value, name: str):
-    try:
-        return as_config(cls, value)
-    except (TypeError, ValueError) as err:
-        raise UserError(f"{name}: {err}") from None
-
-
 def _datamodule(task: BaseTask, kind: str) -> RecDataModule | None:
     """The trainer's data module, checked to emit the batches ``task`` reads."""
     dm = task.trainer.datamodule if task._trainer is not None else None
@@ -76,7 +69,7 @@ class SASRecTask(BaseTask):
         if n_items < 1:
             raise UserError("model.n_items must be at least 1 (train.py links it from the data)")
         self.n_items, self.max_history = n_items, max_history
-        self.backbone = _config(BackboneConfig, backbone, "model.backbone")
+        self.backbone = as_config(BackboneConfig, backbone, "model.backbone")
         if self.backbone.max_len < max_history:
             raise UserError(f"model.backbone.max_len {self.backbone.max_len} is shorter than data.max_history "
                             f"{max_history}")
@@ -150,13 +143,13 @@ class TigerTask(BaseTask):
             raise UserError("model.vocab_size, n_items and id_length come from data.kind semantic_ids (train.py "
                             f"links them); got {vocab_size}, {n_items}, {id_length}")
         self.n_items, self.id_length, self.token_offset = n_items, id_length, token_offset
-        self.decoding = _config(TigerDecoding, decoding, "model.decoding")
+        self.decoding = as_config(TigerDecoding, decoding, "model.decoding")
         if self.decoding.beam_size < max(KS):
             raise UserError(f"model.decoding.beam_size must be at least {max(KS)} (the longest list scored)")
-        encoder = _config(BackboneConfig, encoder, "model.encoder")
-        decoder = _config(BackboneConfig, decoder, "model.decoder")
+        encoder = as_config(BackboneConfig, encoder, "model.encoder")
+        decoder = as_config(BackboneConfig, decoder, "model.decoder")
         super().__init__(optim)
-        arch = _config(Seq2SeqConfig, {"src_vocab_size": vocab_size, "tgt_vocab_size": vocab_size, "encoder": encoder,
+        arch = as_config(Seq2SeqConfig, {"src_vocab_size": vocab_size, "tgt_vocab_size": vocab_size, "encoder": encoder,
                                        "decoder": decoder, "share_embeddings": True}, "model")
         self.model = EncoderDecoder(arch)
         self.register_buffer("item_tokens", torch.zeros(n_items + 1, id_length, dtype=torch.int64))
@@ -247,7 +240,7 @@ class RQVAETask(BaseTask):
                  seed: int = 0, optim: OptimConfig | None = None):
         """``input_dim``: the embeddings' width (train.py links it from the data); it replaces
         ``config.input_dim``, so the config says only what is chosen, not what is measured."""
-        config = _config(RQVAEConfig, config, "model.config")
+        config = as_config(RQVAEConfig, config, "model.config")
         if input_dim < 1:
             raise UserError("model.input_dim must be at least 1 (train.py links it from the embeddings)")
         self.config = dataclasses.replace(config, input_dim=input_dim)

@@ -24,10 +24,7 @@ class ForecastTask(BaseTask):
     def __init__(self, arch: ForecastConfig = ForecastConfig(), output_index: list[int] | None = None,
                  scale_mean: list[float] | None = None, scale_std: list[float] | None = None,
                  mase_scale: list[float] | None = None, optim: OptimConfig | None = None):
-        try:
-            self.arch = as_config(ForecastConfig, arch)
-        except ValueError as err:
-            raise UserError(f"model.arch: {err}") from None
+        self.arch = as_config(ForecastConfig, arch, "model.arch")
         self.head = build_head(self.arch.head, tuple(self.arch.quantiles))
         super().__init__(optim)
         self.output_index = list(output_index or range(self.arch.channels_in))

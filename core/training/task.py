@@ -36,7 +36,7 @@ import lightning as L
 import torch
 from torchmetrics import Metric, MetricCollection
 
-from core.errors import CheckpointError
+from core.errors import CheckpointError, UserError
 from core.io import atomic_write
 from core.tokenizers import Tokenizer, tokenizer_from_json
 from core.training.checkpoints import load_checkpoint
@@ -46,10 +46,16 @@ from core.training.schedules import make_schedule
 TASK_PACKAGES = ("apps.", "core.", "tests.")
 
 
-def as_config(cls, value):
+def as_config(cls, value, option: str | None = None):
     """``value`` as a ``cls`` dataclass, nested dataclass fields included: configs arrive as
     dataclasses from the CLI, as dicts from a checkpoint's hyperparameters, and as None when left
-    out (the defaults)."""
+    out (the defaults). With ``option`` (e.g. ``"model.arch"``) a bad value is a one-line
+    :class:`UserError` naming it."""
+    if option is not None:
+        try:
+            return as_config(cls, value)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{option}: {err}") from None
     if value is None:
         return cls()
     if isinstance(value, cls) or not isinstance(value, Mapping):

@@ -109,8 +109,12 @@ class SASRecTask(BaseTask):
         last = self.hidden(batch["history"])[torch.arange(len(batch["history"])), batch["length"] - 1]
         return self._item_logits(last)
 
-    def top_k(self, batch, k: int = 10) -> torch.Tensor:
-        return top_k_of_scores(self.scores(batch), k)
+    def top_k(self, batch, k: int = 10, exclude: set[int] | None = None) -> torch.Tensor:
+        """int64 [B, k]: the k best items per row; none of ``exclude`` (e.g. what the user has seen)."""
+        scores = self.scores(batch)
+        if exclude:
+            scores[:, sorted(exclude)] = float("-inf")
+        return top_k_of_scores(scores, k)
 
     def update_metrics(self, metrics, batch, stage: str) -> bool:
         scores = self.scores(batch)
@@ -119,6 +123,23 @@ class SASRecTask(BaseTask):
 
 
 # --------------------------------------------------------------------------- TIGER
+
+
+def beam_config(beam_size: int, k: int, id_length: int) -> GenerationConfig:
+    """TIGER's search: ``k`` of ``beam_size`` beams, each exactly one ID long (no length
+    penalty: every real ID has the same length), shared by PyTorch and the ONNX runner."""
+    return GenerationConfig(strategy="beam", beam_size=beam_size, n_best=k, max_len=id_length + 1,
+                            length_penalty=0.0)
+
+
+def item_lists(generated: list[list[list[int]]], items: dict[tuple[int, ...], int], k: int) -> torch.Tensor:
+    """int64 [B, k]: the item index of each decoded ID, best first; -1 pads a row with fewer than
+    k real items (a catalogue smaller than k, or an unconstrained ID that is no item)."""
+    lists = torch.full((len(generated), k), -1, dtype=torch.int64)
+    for i, row in enumerate(generated):
+        found = [items[t] for t in map(tuple, row) if t in items][:k]
+        lists[i, :len(found)] = torch.tensor(found, dtype=torch.int64)
+    return lists
 
 
 @dataclass
@@ -199,23 +220,23 @@ class TigerTask(BaseTask):
     def batch_size(self, batch) -> int:
         return len(batch["target"])
 
-    def generated(self, batch, k: int, constrained: bool = True) -> list[list[list[int]]]:
-        """Per row, the k best token sequences of beam search (without BOS/EOS)."""
-        cfg = GenerationConfig(strategy="beam", beam_size=max(k, self.decoding.beam_size), n_best=k,
-                               max_len=self.id_length + 1, length_penalty=0.0)
-        hyps = generate(self.model, self.model.start(batch["src"]), cfg,
-                        allowed_tokens=self.trie() if constrained else None)
+    def beam_config(self, k: int) -> GenerationConfig:
+        return beam_config(max(k, self.decoding.beam_size), k, self.id_length)
+
+    def generated(self, batch, k: int, constrained: bool = True, trie: TokenTrie | None = None) -> list[list[list[int]]]:
+        """Per row, the k best token sequences of beam search (without BOS/EOS), constrained by
+        ``trie`` (default: every item's)."""
+        allowed = (trie or self.trie()) if constrained else None
+        hyps = generate(self.model, self.model.start(batch["src"]), self.beam_config(k), allowed_tokens=allowed)
         return [[h.tokens for h in row] for row in hyps]
 
-    def top_k(self, batch, k: int = 10) -> torch.Tensor:
-        """int64 [B, k]: k distinct real items per row, best first (-1 only if the catalogue has
-        fewer than k items)."""
-        items = self.item_of()
-        lists = torch.full((len(batch["src"]), k), -1, dtype=torch.int64)
-        for i, row in enumerate(self.generated(batch, k)):
-            found = [items[tuple(tokens)] for tokens in row]
-            lists[i, :len(found)] = torch.tensor(found, dtype=torch.int64)
-        return lists
+    def top_k(self, batch, k: int = 10, exclude: set[int] | None = None) -> torch.Tensor:
+        """int64 [B, k]: k distinct real items per row, best first, none of ``exclude`` (the search
+        runs in a trie without them); -1 only where fewer than k items are left."""
+        trie = None
+        if exclude:
+            trie = TokenTrie([row for i, row in enumerate(self.item_tokens.tolist()) if i and i not in exclude])
+        return item_lists(self.generated(batch, k, trie=trie), self.item_of(), k)
 
     def update_metrics(self, metrics, batch, stage: str) -> bool:
         lists = self.top_k(batch, max(KS))

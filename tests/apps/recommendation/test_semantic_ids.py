@@ -182,9 +182,10 @@ def test_training_reduces_the_reconstruction_error(trained):
 def test_trained_codebooks_are_well_used(trained):
     model, _, x = trained
     ids = SemanticIds.from_codes(model.semantic_codes(x), 16)
-    # measured: usage 1.0 at both levels, level 1 perplexity 16.0 (without dead-code restarts 0.81 and 12.4)
+    # measured: usage 1.0 at both levels (without dead-code restarts 0.81); level 0 perplexity 16.0
+    # on an AMD EPYC, 13.3 on an Intel Xeon with AMX (the training path differs with the CPU's kernels)
     assert min(ids.usage()) >= 0.9, ids.usage()
-    assert ids.perplexity()[0] > 14, ids.perplexity()  # of 16: the items spread over nearly all codes
+    assert ids.perplexity()[0] > 12, ids.perplexity()  # of 16: the items spread over most codes
 
 
 def test_training_needs_as_many_items_as_codes():

@@ -6,13 +6,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from apps.recommendation.data import RecDataModule
+from apps.recommendation.data import Histories, RecDataModule, collate
+from apps.recommendation.export import OnnxTiger
+from apps.recommendation.interactions import Example
+from apps.recommendation.export import main as export_main
 from apps.recommendation.metrics import ranks_from_scores
 from apps.recommendation.recommend import main as recommend_main
+from apps.recommendation.recommend import recommend
 from apps.recommendation.semantic_ids import SemanticIds
 from apps.recommendation.task import SASRecTask, TigerTask
 from apps.recommendation.train import main as train_main
 from core.errors import UserError
+from core.training import datamodule_from_checkpoint
 
 CONFIGS = sorted(Path("apps/recommendation/configs").glob("*.yaml"))
 FAST = ["--trainer.fast_dev_run", "1"]
@@ -106,6 +111,58 @@ def test_recommend_prints_k_titles_and_refuses_unknown_users(tiger, capsys):
     assert len(err) == 1 and "no-such-user" in err[0]
 
 
+def test_recommendations_leave_out_what_the_user_has(tiger):
+    """User 1 has 272 of the 1,682 films: by default none of them comes back; include_seen is the
+    search over every item."""
+    ckpt = tiger.trainer.checkpoint_callback.best_model_path
+    task, dm = TigerTask.from_checkpoint(ckpt), datamodule_from_checkpoint(RecDataModule, ckpt)
+    seen = set(dm.full_history("1"))
+    assert len(seen) == 272
+    fresh = recommend(task, dm, "1", 20)
+    assert len(set(fresh)) == 20 and not seen & set(fresh)
+    rows = Histories([Example("1", tuple(dm.full_history("1")[-20:]), 0)], task.item_tokens, dm.user_tokens)
+    with torch.no_grad():  # include_seen: the search over every item
+        assert recommend(task, dm, "1", 20, include_seen=True) == task.top_k(collate([rows[0]]), 20)[0].tolist()
+    with pytest.raises(UserError, match="1410 items left"):
+        recommend(task, dm, "1", 1411)
+
+
+def test_onnx_constrained_beam_decode_matches_pytorch(tiger, tmp_path, capsys):
+    """The whole trie-constrained beam search through onnxruntime: the same top-10 items for every
+    user of a padded batch (histories of different lengths), scores within 1e-4."""
+    ckpt = tiger.trainer.checkpoint_callback.best_model_path
+    export_main(["--checkpoint", ckpt, "--out", str(tmp_path / "onnx"), "--samples", "12"])
+    assert "12/12 top-10 lists identical" in capsys.readouterr().out
+    runner, task = OnnxTiger(tmp_path / "onnx"), TigerTask.from_checkpoint(ckpt)
+    data = tiger.datamodule.dataset("test")
+    rows = [data[i] for i in range(6)]
+    for row, keep in zip(rows[:3], (1, 4, 9)):  # shorter histories: padded rows in one batch
+        row["history"] = row["history"][-keep:]
+        row["src"] = torch.cat([row["src"][:1], row["src"][1:][-keep * task.id_length:]])
+    batch = collate(rows)
+    with torch.no_grad():
+        assert torch.equal(runner.top_k(batch["src"], 10), task.top_k(batch, 10))
+    assert runner.item_ids[1:] == list(tiger.datamodule.sequences.item_ids[1:])
+
+
+def test_export_refuses_sasrec_and_a_used_folder(tiger, tmp_path, capsys):
+    sasrec = train_main(["fit", "--config", "apps/recommendation/configs/sasrec_tiny.yaml", *FAST,
+                         "--trainer.default_root_dir", str(tmp_path)])
+    sasrec_ckpt = tmp_path / "sasrec.ckpt"
+    sasrec.trainer.save_checkpoint(sasrec_ckpt)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("mine")
+    for argv, words in ((["--checkpoint", str(sasrec_ckpt), "--out", str(tmp_path / "o")], "SASRecTask"),
+                        (["--checkpoint", tiger.trainer.checkpoint_callback.best_model_path,
+                          "--out", str(tmp_path / "used")], "used")):
+        with pytest.raises(SystemExit) as exit_:
+            export_main(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0]
+    assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
+
+
 @pytest.mark.parametrize("options", [
     ["--config", "apps/recommendation/configs/sasrec_tiny.yaml", "--model.init_args.backbone.mixer", "mamba"],
     ["--config", "apps/recommendation/configs/tiger_tiny.yaml", "--model.init_args.encoder.mixer", "mamba"],
@@ -127,3 +184,18 @@ def test_bad_data_options_are_one_line(tmp_path, ids_path):
     SemanticIds(SemanticIds.load(ids_path).ids[:10], 32).save(wrong)
     with pytest.raises(UserError, match="10 semantic IDs for 1682 items"):
         RecDataModule(kind="semantic_ids", semantic_ids=str(wrong)).item_tokens()
+
+
+def test_popularity_command_prints_the_baseline_and_refuses_a_bad_log(tmp_path, capsys):
+    from apps.recommendation.popularity import main as popularity_main
+    from apps.recommendation.task import evaluate_popularity
+
+    assert popularity_main([]) == 0
+    printed = dict(line.split() for line in capsys.readouterr().out.splitlines()[1:])
+    for name, value in evaluate_popularity(RecDataModule()).items():
+        assert float(printed[name]) == pytest.approx(value, abs=1e-4)
+    bad = tmp_path / "bad.inter"
+    bad.write_text("a\tb\n")
+    with pytest.raises(SystemExit) as exit_:
+        popularity_main(["--inter", str(bad)])
+    assert exit_.value.code == 2 and "bad.inter" in capsys.readouterr().err

@@ -56,8 +56,7 @@ class OnnxTiger:
         self.id_length, self.beam_size = meta["id_length"], meta["beam_size"]
 
     def hypotheses(self, src: torch.Tensor, k: int) -> list[list[Hypothesis]]:
-        cfg = beam_config(max(k, self.beam_size), k, self.id_length)
-        return self.runner.generate(src, cfg, allowed_tokens=self.trie)
+        return self.runner.generate(src, beam_config(self.beam_size, k, self.id_length), allowed_tokens=self.trie)
 
     def top_k(self, src: torch.Tensor, k: int = 10) -> torch.Tensor:
         return item_lists([[h.tokens for h in row] for row in self.hypotheses(src, k)], self.items, k)

@@ -126,9 +126,9 @@ class SASRecTask(BaseTask):
 
 
 def beam_config(beam_size: int, k: int, id_length: int) -> GenerationConfig:
-    """TIGER's search: ``k`` of ``beam_size`` beams, each exactly one ID long (no length
-    penalty: every real ID has the same length), shared by PyTorch and the ONNX runner."""
-    return GenerationConfig(strategy="beam", beam_size=beam_size, n_best=k, max_len=id_length + 1,
+    """TIGER's search: the ``k`` best of ``max(k, beam_size)`` beams, each exactly one ID long (no
+    length penalty: every real ID has the same length), shared by PyTorch and the ONNX runner."""
+    return GenerationConfig(strategy="beam", beam_size=max(k, beam_size), n_best=k, max_len=id_length + 1,
                             length_penalty=0.0)
 
 
@@ -221,7 +221,7 @@ class TigerTask(BaseTask):
         return len(batch["target"])
 
     def beam_config(self, k: int) -> GenerationConfig:
-        return beam_config(max(k, self.decoding.beam_size), k, self.id_length)
+        return beam_config(self.decoding.beam_size, k, self.id_length)
 
     def generated(self, batch, k: int, constrained: bool = True, trie: TokenTrie | None = None) -> list[list[list[int]]]:
         """Per row, the k best token sequences of beam search (without BOS/EOS), constrained by

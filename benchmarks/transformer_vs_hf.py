@@ -6,7 +6,8 @@ same process: training tokens/s (forward + backward + AdamW) and greedy decoding
 
 Both models: post-LN-free comparison is impossible (Marian is post-norm), so ours is configured to the
 same sizes (d_model, layers, heads, FFN width 1024, sinusoidal positions, LayerNorm, biases) and the
-parameter counts are printed. Both run fp32 on the same threads.
+parameter counts are printed. Both run fp32 on the same threads; on
+CPUs with bf16 hardware (AMX, AVX512-BF16) the run adds bf16 rows for both.
 
 Decoding is timed twice: every row generating the same number of tokens, and rows of different
 lengths (what a real batch of sentences looks like; the length of each row is forced identically
@@ -109,8 +110,9 @@ def length_forcer(lengths: torch.Tensor):
 
 
 @torch.no_grad()
-def time_decoding(model, src, lengths: torch.Tensor, hf: bool, repeats: int = 3) -> float:
-    """Greedy decoding with a KV cache where row r generates lengths[r] tokens -> generated tokens/s."""
+def time_decoding(model, src, lengths: torch.Tensor, hf: bool, repeats: int = 3, beams: int = 1) -> float:
+    """Greedy (or beam) decoding with a KV cache where row r generates lengths[r] tokens ->
+    generated tokens/s (of the returned hypotheses: with beams, the search does ``beams`` times the work)."""
     model.eval()
     force = length_forcer(lengths)
     best = float("inf")
@@ -120,18 +122,28 @@ def time_decoding(model, src, lengths: torch.Tensor, hf: bool, repeats: int = 3)
             from transformers import LogitsProcessor, LogitsProcessorList
 
             class Force(LogitsProcessor):
-                def __call__(self, input_ids, scores):
-                    return force(input_ids.shape[1] - 1, torch.arange(scores.shape[0]), scores)
+                def __call__(self, input_ids, scores):  # (HF: the beams of one source are consecutive rows)
+                    return force(input_ids.shape[1] - 1, torch.arange(scores.shape[0]) // beams, scores)
 
             out = model.generate(input_ids=src, attention_mask=(src != PAD).long(), max_new_tokens=int(lengths.max()) + 1,
-                                 do_sample=False, num_beams=1, logits_processor=LogitsProcessorList([Force()]))
+                                 do_sample=False, num_beams=beams, logits_processor=LogitsProcessorList([Force()]))
             assert ((out[:, 1:] != PAD) & (out[:, 1:] != EOS)).sum(1).tolist() == lengths.tolist()
         else:
-            cfg = GenerationConfig(max_len=int(lengths.max()) + 1, bos_id=BOS, eos_id=EOS)
+            cfg = GenerationConfig(strategy="greedy" if beams == 1 else "beam", beam_size=beams,
+                                   max_len=int(lengths.max()) + 1, bos_id=BOS, eos_id=EOS)
             hyps = generate(model, model.start(src), cfg, processor=force)
             assert [len(h[0].tokens) for h in hyps] == lengths.tolist()
         best = min(best, time.perf_counter() - t0)
     return int(lengths.sum()) / best
+
+
+def fast_bf16() -> bool:
+    """The CPU multiplies bf16 in hardware (AMX or AVX512-BF16): only then is a bf16 row worth timing."""
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def ratio_row(measure: str, ours: float, hf: float) -> list[str]:
+    return [measure, f"{ours:,.0f}", f"{hf:,.0f}", f"**{ours / hf:.2f}x**"]
 
 
 def main(argv=None):
@@ -157,14 +169,22 @@ def main(argv=None):
     varied = torch.randint(new // 8, new + 1, (32,), generator=torch.Generator().manual_seed(2))
     dec = {name: (time_decoding(ours, src, lens, hf=False), time_decoding(hf, src, lens, hf=True))
            for name, lens in (("fixed", fixed), ("varied", varied))}
+    dec["beam"] = (time_decoding(ours, src, fixed, hf=False, beams=5), time_decoding(hf, src, fixed, hf=True, beams=5))
     rows = [
         ["trainable parameters", f"{n_ours / 1e6:.2f} M", f"{n_hf / 1e6:.2f} M", ""],
-        [f"training tokens/s (batch {batch}, len <= {max_len}, fp32, AdamW)", f"{t_ours:,.0f}", f"{t_hf:,.0f}", f"**{t_ours / t_hf:.2f}x**"],
-        [f"greedy decoding tokens/s, cache, batch 32, every row {new} tokens", f"{dec['fixed'][0]:,.0f}",
-         f"{dec['fixed'][1]:,.0f}", f"**{dec['fixed'][0] / dec['fixed'][1]:.2f}x**"],
-        [f"greedy decoding tokens/s, cache, batch 32, rows {new // 8}-{new} tokens", f"{dec['varied'][0]:,.0f}",
-         f"{dec['varied'][1]:,.0f}", f"**{dec['varied'][0] / dec['varied'][1]:.2f}x**"],
+        ratio_row(f"training tokens/s (batch {batch}, len <= {max_len}, fp32, AdamW)", t_ours, t_hf),
+        ratio_row(f"greedy decoding tokens/s, cache, batch 32, every row {new} tokens", *dec["fixed"]),
+        ratio_row(f"greedy decoding tokens/s, cache, batch 32, rows {new // 8}-{new} tokens", *dec["varied"]),
+        ratio_row(f"beam-5 decoding tokens/s, cache, batch 32, every row {new} tokens", *dec["beam"]),
     ]
+    if fast_bf16():  # both libraries in bf16: autocast for training, bf16 weights for decoding
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf_ours = max(time_training(ours_train_step, ours, batches) for _ in range(2))
+            bf_hf = max(time_training(hf_train_step, hf, batches) for _ in range(2))
+        rows.append(ratio_row(f"training tokens/s (batch {batch}, bf16-mixed autocast, AdamW)", bf_ours, bf_hf))
+        ours16, hf16 = ours.to(torch.bfloat16), hf.to(torch.bfloat16)
+        rows.append(ratio_row(f"greedy decoding tokens/s, bf16 weights, batch 32, every row {new} tokens",
+                              time_decoding(ours16, src, fixed, hf=False), time_decoding(hf16, src, fixed, hf=True)))
     table = markdown_table(["measure", "seqlab", "HF MarianMTModel", "ratio"], rows)
     title = f"transformer_vs_hf: encoder-decoder d_model {d}, {layers}+{layers} layers, vocab {vocab}"
     if a.quick or a.no_record:

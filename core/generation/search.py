@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from core.generation.constraints import AllowedTokens, PrefixConstraint, as_constraint
 from core.models.state import DecoderState
+from core.nn.packed import packed_linears
 from core.tokenizers.base import BOS_ID, EOS_ID
 
 #: a per-row callable (loops in Python: grammars) or a batched PrefixConstraint (tensor ops: tries)
@@ -86,12 +87,13 @@ def generate(model: Decodable, state: DecoderState, cfg: GenerationConfig,
     """One list of hypotheses (best first) per batch row of ``state``. BOS/EOS are the model's
     (``model.bos_id``/``model.eos_id``) unless ``cfg`` overrides them."""
     cfg = cfg.resolve(model)
-    if cfg.strategy == "greedy":
-        return _left_to_right(model, state, cfg, allowed_tokens, None, 1, processor)
-    if cfg.strategy == "sample":
-        return _left_to_right(model, state, cfg, allowed_tokens, generator, cfg.n_best, processor)
-    if cfg.strategy == "beam":
-        return beam_search(model, state, cfg, allowed_tokens, processor)
+    with packed_linears(model):  # (decoding batches are small: see core.nn.packed)
+        if cfg.strategy == "greedy":
+            return _left_to_right(model, state, cfg, allowed_tokens, None, 1, processor)
+        if cfg.strategy == "sample":
+            return _left_to_right(model, state, cfg, allowed_tokens, generator, cfg.n_best, processor)
+        if cfg.strategy == "beam":
+            return beam_search(model, state, cfg, allowed_tokens, processor)
     raise ValueError(f"unknown strategy {cfg.strategy!r}; expected greedy, beam or sample")
 
 

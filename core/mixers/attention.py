@@ -3,7 +3,9 @@ windows and a KV cache, all through ``torch.nn.functional.scaled_dot_product_att
 
 The KV cache is the mixer state: ``{"key": [B, Hkv, L, Dh], "value": [B, Hkv, L, Dh]}`` plus
 ``"mask": [B, L]`` when padding was given. With a sliding window only the last ``window - 1``
-keys are kept, so the cache (and the cost of a step) stops growing.
+keys are kept, so the cache (and the cost of a step) stops growing. Without one, the keys are a
+view into a preallocated buffer that each step writes into (:func:`append_cache`), not a new
+tensor per step: a ``torch.cat`` copies the whole cache every token.
 
 Attention reads no ``mixer_options``: its sizes are backbone fields (``n_heads``, ``n_kv_heads``,
 ``window``, ``position``).
@@ -18,6 +20,58 @@ from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
 from core.nn.positions import Rotary, alibi_slopes
+
+
+#: the first buffer holds this many positions; each one after doubles the last
+CACHE_BLOCK = 64
+
+
+def append_cache(past: torch.Tensor, new: torch.Tensor, dim: int = 2) -> torch.Tensor:
+    """``torch.cat([past, new], dim)``, without copying ``past`` when it can be avoided.
+
+    The result is a view of the first ``L + T`` positions of a buffer with room to spare (twice
+    what it holds), so the next call only writes its ``T`` new positions. The buffer remembers how
+    far it is filled: only the newest view of it may append in place, so a state that is stepped
+    twice (a branch: two continuations of one prefix) gets a copy the second time instead of
+    overwriting the first continuation's keys. Rows reordered or dropped by ``index_select`` are
+    new tensors and start a new buffer at their next step.
+
+    Graph capture (ONNX export, tracing) and autograd through the cache take the plain ``cat``:
+    an exported graph has its own cache inputs and outputs, and writing into a tensor that
+    autograd saved for backward is an error.
+    """
+    if (torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+            or (torch.is_grad_enabled() and (past.requires_grad or new.requires_grad))):
+        return torch.cat([past, new], dim=dim)
+    n, t = past.shape[dim], new.shape[dim]
+    # (the storage carries the marks: views made in inference mode do not know their base tensor)
+    storage = past.untyped_storage()
+    filled, room = getattr(storage, "_seqlab_cache", (None, 0))
+    size = list(past.shape)
+    size[dim] = room
+    if (filled == n and n + t <= room and past.storage_offset() == 0 and past.dtype == new.dtype
+            and past.stride() == _contiguous_strides(size)
+            and (not past.is_inference() or torch.is_inference_mode_enabled())):
+        size[dim] = n + t
+        out = past.as_strided(size, past.stride())
+        out.narrow(dim, n, t).copy_(new)
+    else:
+        size[dim] = max(CACHE_BLOCK, 2 * (n + t))
+        buf = past.new_empty(size, dtype=torch.result_type(past, new))
+        buf.narrow(dim, 0, n).copy_(past)
+        buf.narrow(dim, n, t).copy_(new)
+        storage, out = buf.untyped_storage(), buf.narrow(dim, 0, n + t)
+        room = size[dim]
+    storage._seqlab_cache = (n + t, room)
+    return out
+
+
+def _contiguous_strides(size: list[int]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for s in reversed(size):
+        strides.append(step)
+        step *= s
+    return tuple(reversed(strides))
 
 
 def attention_mask(q_len: int, k_len: int, causal: bool, window: int | None,
@@ -86,8 +140,10 @@ class Attention(Mixer):
             q, k = self.rotary(q, offset), self.rotary(k, offset)
         key_mask = mask
         if state is not None:
-            k = torch.cat([state["key"], k], dim=2)
-            v = torch.cat([state["value"], v], dim=2)
+            if self.window is None:
+                k, v = append_cache(state["key"], k), append_cache(state["value"], v)
+            else:  # (the cache is trimmed to the window below: a buffer would not grow)
+                k, v = torch.cat([state["key"], k], dim=2), torch.cat([state["value"], v], dim=2)
             if "mask" in state or mask is not None:
                 past = state.get("mask")
                 if past is None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from core.mixers import Attention
+from core.mixers.attention import CACHE_BLOCK
 from core.models import BackboneConfig
 from core.models.blocks import Stack
 from core.nn import alibi_slopes
@@ -79,6 +80,37 @@ def test_cached_decoding_equals_full_forward(position, window):
     torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-4, atol=1e-5)
     if window is not None:  # the cache stops growing at window-1 keys
         assert states[0]["key"].shape[2] == window - 1
+
+
+@pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.inference_mode])
+def test_the_cache_grows_in_place_and_a_branched_state_keeps_its_keys(grad_mode):
+    """Without autograd, decoding writes each new key into a preallocated buffer. Past the first
+    buffer (CACHE_BLOCK positions) it moves to a bigger one, and stepping one state twice (two
+    continuations of one prefix) must not let the second overwrite the first's keys."""
+    torch.manual_seed(0)
+    cfg = BackboneConfig(d_model=16, n_layers=2, n_heads=2, dropout=0.0, position="rope", max_len=128)
+    stack = Stack(cfg, causal=True).eval()
+    n = CACHE_BLOCK + 6
+    x = torch.randn(2, n, 16)
+    with grad_mode():
+        full, _ = stack(x)
+        states = stack.init_state(2, x.device, x.dtype)
+        outs, pointers = [], set()
+        for i in range(n):
+            y, states = stack(x[:, i:i + 1], states=states, offset=i)
+            outs.append(y)
+            pointers.add(states[0]["key"].data_ptr())
+        torch.testing.assert_close(torch.cat(outs, 1), full, rtol=1e-4, atol=1e-5)
+        assert len(pointers) == 2  # one buffer for the first CACHE_BLOCK keys, one after
+        # branch: two different tokens after the same 5-token prefix, then one more on branch a
+        prefix = stack.init_state(2, x.device, x.dtype)
+        _, prefix = stack(x[:, :5], states=prefix)
+        a, b, after = torch.randn(3, 2, 1, 16).unbind(0)
+        _, state_a = stack(a, states=prefix, offset=5)
+        y_b, _ = stack(b, states=prefix, offset=5)
+        y_after, _ = stack(after, states=state_a, offset=6)
+        torch.testing.assert_close(y_b, stack(torch.cat([x[:, :5], b], 1))[0][:, -1:], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(y_after, stack(torch.cat([x[:, :5], a, after], 1))[0][:, -1:], rtol=1e-4, atol=1e-5)
 
 
 def test_padded_cached_decoding_matches_full():

@@ -16,7 +16,10 @@ For each mixer (one layer, fp32, both cores):
 * (c) causal SDPA attention of the same width (the ``attention`` row; ratios in ``vs attn``);
 * decoding: per-token latency of one step after a prefill of 1k and of 32k tokens (batch 1);
 * achieved matmul FLOP/s in training (``torch.utils.flop_counter``: matmul/conv/SDPA FLOPs only)
-  against the measured fp32 and bf16 matmul peak of this machine.
+  against the measured fp32 and bf16 matmul peak of this machine;
+* with ``--bf16``: training again under bf16 autocast (what ``precision: bf16-mixed`` does), its
+  tokens/s against attention's under the same autocast, and its matmul FLOP/s as % of the bf16
+  peak. Worth it where the CPU multiplies bf16 in hardware (AMX, AVX512-BF16).
 """
 from __future__ import annotations
 
@@ -112,6 +115,12 @@ def _forward(module, x, call):
 
 def ours(module, x):
     return module(x)[0]
+
+
+def ours_bf16(module, x):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = module(x)[0]
+    return y.float()
 
 
 def matmul_flops(module, x, call) -> int:
@@ -241,6 +250,7 @@ def main(argv=None):
     p.add_argument("--contexts", nargs="+", type=int, default=[1024, 32768])
     p.add_argument("--hf-train-length", type=int, default=256,
                    help="length of the forward+backward comparison with HF (its CPU backward is quadratic in T)")
+    p.add_argument("--bf16", action="store_true", help="also time training under bf16 autocast")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-record", action="store_true")
     args = p.parse_args(argv)
@@ -269,7 +279,14 @@ def main(argv=None):
             print(f"{name:22s} T={t:5d}  {b * t / sec:9.0f} tok/s  peak {r['peak'][t] / 2**20:7.0f} MB", flush=True)
         x = torch.randn(b, flop_len, d, requires_grad=True)
         seconds = b * flop_len / r["tps"][flop_len] if flop_len in r["tps"] else timed(train_step(mixer, x, ours), 1)
-        r["flops_per_s"] = matmul_flops(mixer, x, ours) / seconds
+        flops = matmul_flops(mixer, x, ours)
+        r["flops_per_s"] = flops / seconds
+        if args.bf16:
+            r["bf16"] = {t: b * t / timed(train_step(mixer, torch.randn(b, t, d, requires_grad=True), ours_bf16),
+                                          reps=3 if t <= 2048 else 2) for t in args.lengths}
+            seconds16 = b * flop_len / r["bf16"][flop_len] if flop_len in r["bf16"] else timed(train_step(mixer, x, ours_bf16), 1)
+            r["flops_per_s_bf16"] = flops / seconds16
+            print(f"{name:22s} bf16 " + ", ".join(f"T={t}: {v:.0f} tok/s" for t, v in r["bf16"].items()), flush=True)
         with naive_kernels(mixer) as swapped:
             if swapped:
                 sec = timed(train_step(mixer, x, ours), reps=1, warmup=0)
@@ -314,9 +331,21 @@ def main(argv=None):
                 f"{100 * r['flops_per_s'] / peak32:.0f} %"]
         rows.append(row)
     table = markdown_table(header, rows)
+    if args.bf16:
+        header16 = (["mixer (bf16 autocast)"] + [f"T={t} tok/s" for t in lengths] + [f"vs fp32 T={t}" for t in lengths]
+                    + [f"vs attn bf16 T={t}" for t in lengths] + [f"GFLOP/s T={flop_len}", "% bf16 peak"])
+        rows16 = []
+        for name, r in results.items():
+            row = [name] + [f"{r['bf16'][t]:,.0f}" for t in lengths]
+            row += [f"{r['bf16'][t] / r['tps'][t]:.2f}x" for t in lengths]
+            row += [f"{r['bf16'][t] / attn['bf16'][t]:.2f}x" if attn else "-" for t in lengths]
+            row += [f"{r['flops_per_s_bf16'] / 1e9:.1f}", f"{100 * r['flops_per_s_bf16'] / peak16:.0f} %"]
+            rows16.append(row)
+        table += "\n\n" + markdown_table(header16, rows16)
     notes = (f"One mixer layer, batch {b}, d_model {d}, {args.n_heads} heads, fp32, forward + backward. "
              f"Matmul peak measured in the same run: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
-             f"(2048^3 matmul; the mixers run fp32: their scans and gates are elementwise work that bf16 does not speed up on a CPU without AMX). 'vs naive' swaps the op's per-token "
+             f"(2048^3 matmul). The first table runs fp32; a bf16 table (--bf16) runs the same layers under bf16 autocast: "
+             f"matmuls in bf16, whatever autocast keeps in fp32 (norms, softmax, reductions) in fp32, and % bf16 peak counts the same matmul FLOPs. 'vs naive' swaps the op's per-token "
              f"reference into the same layer (not for FFT convolutions, whose reference is an O(T^2) Toeplitz product); "
              f"peak MB: one training step in a fresh process, above the layer's weights and input; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
              f"(HF CPU paths, same weights' shapes; forward+backward at a short length because HF's CPU backward is quadratic in T, forward alone at the naive length; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "

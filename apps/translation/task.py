@@ -92,9 +92,12 @@ class TranslationModel(BaseTask):
         return True
 
     def on_test_epoch_end(self) -> None:
-        for name, metric in self.test_metrics.items():
-            if hasattr(metric, "signature") and self.trainer.is_global_zero:
-                print(f"{name} signature: {metric.signature()}")
+        """Prints the sacreBLEU signatures and keeps them in ``self.signatures``: they describe
+        the references seen (``nrefs``), which the metrics forget when Lightning resets them."""
+        self.signatures = {name: m.signature() for name, m in self.test_metrics.items() if hasattr(m, "signature")}
+        if self.trainer.is_global_zero:
+            for name, signature in self.signatures.items():
+                print(f"{name} signature: {signature}")
 
     def predict_step(self, batch, batch_idx):
         nbest = self.translate_ids(batch["src_ids"])

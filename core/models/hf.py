@@ -57,7 +57,9 @@ class HFEncoderDecoder(nn.Module):
         super().__init__()
         from transformers import AutoModelForSeq2SeqLM
 
-        self.hf = AutoModelForSeq2SeqLM.from_pretrained(path, local_files_only=True)
+        # from_pretrained returns the model in eval mode, and Lightning keeps the modes it finds:
+        # without train() here, fine-tuning would run with dropout off
+        self.hf = AutoModelForSeq2SeqLM.from_pretrained(path, local_files_only=True).train()
         cfg = self.hf.config
         self.pad_id = cfg.pad_token_id
         self.eos_id = cfg.eos_token_id

@@ -45,6 +45,7 @@ def test_finetune_local_hf_checkpoint(hf_dir, tmp_path):
             "--trainer.max_steps", "40", "--trainer.val_check_interval", "40", "--model.optim.lr", "3e-3"]
     cli = main(args, run=False)
     assert type(cli.model.model.hf).__name__ == "MarianMTModel"
+    assert all(m.training for m in cli.model.modules())  # (from_pretrained gives eval mode: no dropout)
     tok = cli.datamodule.src_tokenizer_obj
     assert (tok.eos_id, tok.pad_id) == (0, 2)  # the HF tokenizer's own ids, not core's 0/1/2
     for batch in cli.datamodule.iter_batches("valid"):

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.common import markdown_table, record  # noqa: E402
+from benchmarks.common import fit_final, markdown_table, record  # noqa: E402
 
 CONFIG = "apps/translation/configs/bible_es_en.yaml"
 
@@ -32,12 +32,7 @@ def fit(root: Path, budget: str, extra: list[str]) -> tuple[str, float, int]:
     """Train within ``budget``; -> (final checkpoint, seconds, optimiser steps)."""
     from apps.translation.train import main as train
 
-    t0 = time.time()
-    cli = train(["fit", "--config", CONFIG, "--trainer.default_root_dir", str(root), "--trainer.max_time", budget, *extra])
-    seconds = time.time() - t0
-    ckpt = str(Path(cli.trainer.log_dir) / "checkpoints" / "final.ckpt")  # (the weights at the end of the budget)
-    cli.trainer.save_checkpoint(ckpt)
-    return ckpt, seconds, cli.trainer.global_step
+    return fit_final(train, ["--config", CONFIG, "--trainer.default_root_dir", str(root), "--trainer.max_time", budget, *extra])
 
 
 def test(ckpt: str, root: Path, extra: list[str]) -> tuple[float, float, float, str]:

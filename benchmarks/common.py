@@ -1,9 +1,12 @@
-"""Shared by benchmark scripts: hardware description and appending results to BENCHMARKS.md."""
+"""Shared by benchmark scripts: hardware description, appending results to BENCHMARKS.md, and
+training an app within a wall-clock budget."""
 from __future__ import annotations
 
 import datetime as _dt
 import os
 import platform
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -41,3 +44,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def fit_final(train: Callable, args: list[str]) -> tuple[str, float, int]:
+    """``train(["fit", *args])`` (an app's ``train.main``) -> (checkpoint of the weights at the
+    end, seconds, optimiser steps). ModelCheckpoint only saves at validation, which need not
+    coincide with the last step, where a budget or schedule ends: that one is saved here."""
+    t0 = time.time()
+    cli = train(["fit", *args])
+    seconds = time.time() - t0
+    ckpt = str(Path(cli.trainer.log_dir) / "checkpoints" / "final.ckpt")
+    cli.trainer.save_checkpoint(ckpt)
+    return ckpt, seconds, cli.trainer.global_step

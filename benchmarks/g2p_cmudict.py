@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from apps.translation.corpora import cmudict_records  # noqa: E402
-from benchmarks.common import markdown_table, record  # noqa: E402
+from benchmarks.common import fit_final, markdown_table, record  # noqa: E402
 
 CONFIG = "apps/translation/configs/g2p_full.yaml"
 PUBLISHED = {"per": 5.23, "wer": 22.1}
@@ -123,16 +123,9 @@ def transformer_rows(a, words: list[str], refs, peer) -> list[list[str]]:
 
         steps_done = load_checkpoint(ckpt)["global_step"]
     else:
-        t0 = time.time()
-        cli = train(["fit", "--config", CONFIG, "--trainer.default_root_dir", a.root, *a.extra,
-                     "--trainer.max_time", a.max_time, "--trainer.max_steps", str(steps),
-                     "--model.optim.total_steps", str(steps)])
-        train_s = time.time() - t0
-        # score the final weights, where the cosine schedule has decayed; ModelCheckpoint only
-        # saves at validation, which need not coincide with the last step
-        ckpt = str(Path(cli.trainer.log_dir) / "checkpoints" / "final.ckpt")
-        cli.trainer.save_checkpoint(ckpt)
-        steps_done = cli.trainer.global_step
+        ckpt, train_s, steps_done = fit_final(train, ["--config", CONFIG, "--trainer.default_root_dir", a.root, *a.extra,
+                                                      "--trainer.max_time", a.max_time, "--trainer.max_steps", str(steps),
+                                                      "--model.optim.total_steps", str(steps)])
     translator = Translator(checkpoint=ckpt)
     rows = []
     for name, cfg in [("greedy", GenerationConfig(max_len=40)),

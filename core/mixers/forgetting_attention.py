@@ -106,8 +106,10 @@ class ForgettingAttention(Mixer):
         key_decay, key_mask = -cum, mask
         if state is not None:
             key_decay = torch.cat([state["logf"].to(key_decay.dtype), key_decay], dim=-1)
-            grow = append_cache if self.window is None else lambda past, new: torch.cat([past, new], dim=2)
-            k, v = grow(state["key"], k), grow(state["value"], v)
+            if self.window is None:
+                k, v = append_cache(state["key"], k), append_cache(state["value"], v)
+            else:  # (trimmed to the window afterwards: a buffer would not grow)
+                k, v = torch.cat([state["key"], k], dim=2), torch.cat([state["value"], v], dim=2)
             if mask is not None:  # cached padded keys are masked by their -inf decay already
                 key_mask = torch.cat([mask.new_ones(b, k.shape[2] - t), mask], dim=1)
         allowed = attention_mask(t, k.shape[2], True, self.window, None, key_mask, q.device, torch.float32)

@@ -85,6 +85,9 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", help="skip training: score this checkpoint of an earlier run of this script")
     p.add_argument("--train-minutes", type=float, help="with --checkpoint: that run's training time, for the table")
     p.add_argument("--peer-only", action="store_true", help="train and score only the Phonetisaurus peer")
+    p.add_argument("--average", type=int, default=5,
+                   help="also score the mean of the final weights and the N-1 checkpoints saved before them, "
+                        "every 1/40 of the schedule (core.training.average); 1: final weights only")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more LightningCLI overrides")
     a = p.parse_args(argv)
     root = Path(a.root)
@@ -113,19 +116,44 @@ def transformer_rows(a, words: list[str], refs, peer) -> list[list[str]]:
     """Train g2p_full.yaml within the budget (or take ``--checkpoint``), decode the test words
     greedy and with beam 5 through the inference command's Translator, score like the peer."""
     from apps.translation.train import main as train
-    from apps.translation.translate import Translator
-    from core.generation import GenerationConfig
 
     steps = a.steps or max(1000, int(to_seconds(a.max_time) * 0.85))  # measured ~0.9 steps/s on 2 cores
+    checkpoints = []
     if a.checkpoint:
         ckpt, train_s = a.checkpoint, 60 * (a.train_minutes or float("nan"))
         from core.training import load_checkpoint
 
         steps_done = load_checkpoint(ckpt)["global_step"]
+        checkpoints.append(("final weights", ckpt))
     else:
+        pool = Path(a.root) / f"average_pool-{time.strftime('%Y%m%d-%H%M%S')}"  # this run's only
+        keep = ["--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+                f"--trainer.callbacks.dirpath={pool}", f"--trainer.callbacks.every_n_train_steps={max(1, steps // 40)}",
+                "--trainer.callbacks.monitor=step", "--trainer.callbacks.mode=max",
+                f"--trainer.callbacks.save_top_k={a.average - 1}", "--trainer.callbacks.filename=pool-{step}",
+                "--trainer.callbacks.auto_insert_metric_name=false"]
         ckpt, train_s, steps_done = fit_final(train, ["--config", CONFIG, "--trainer.default_root_dir", a.root, *a.extra,
                                                       "--trainer.max_time", a.max_time, "--trainer.max_steps", str(steps),
-                                                      "--model.optim.total_steps", str(steps)])
+                                                      "--model.optim.total_steps", str(steps),
+                                                      *(keep if a.average > 1 else [])])
+        checkpoints.append(("final weights", ckpt))
+        if a.average > 1:
+            from core.training.checkpoints import average_checkpoints
+
+            pooled = sorted(pool.glob("pool-*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+            pooled = [p for p in pooled if int(p.stem.split("-")[1]) < steps_done][-(a.average - 1):]
+            averaged = average_checkpoints([*pooled, ckpt], Path(ckpt).with_name("average.ckpt"))
+            checkpoints.append((f"mean of the last {len(pooled) + 1} checkpoints", str(averaged)))
+    rows = []
+    for weights, path in checkpoints:
+        rows += decode_rows(path, weights, words, refs, peer, train_s, steps_done)
+    return rows
+
+
+def decode_rows(ckpt: str, weights: str, words, refs, peer, train_s: float, steps_done: int) -> list[list[str]]:
+    from apps.translation.translate import Translator
+    from core.generation import GenerationConfig
+
     translator = Translator(checkpoint=ckpt)
     rows = []
     for name, cfg in [("greedy", GenerationConfig(max_len=40)),
@@ -133,9 +161,9 @@ def transformer_rows(a, words: list[str], refs, peer) -> list[list[str]]:
         t1 = time.time()
         hyps = [n_best[0][0] if n_best else "" for n_best in translator(words, cfg)]
         scores = score(hyps, refs)
-        rows.append(row(f"seqlab Transformer, {name}", scores,
+        rows.append(row(f"seqlab Transformer, {weights}, {name}", scores,
                         f"{train_s / 60:.0f} min train ({steps_done} steps) + {time.time() - t1:.0f} s test"))
-        print(f"{name}: PER {scores[0]:.2f} % ({scores[0] / peer[0]:.2f}x peer), WER {scores[1]:.2f} % ({scores[1] / peer[1]:.2f}x peer)")
+        print(f"{weights}, {name}: PER {scores[0]:.2f} % ({scores[0] / peer[0]:.2f}x peer), WER {scores[1]:.2f} % ({scores[1] / peer[1]:.2f}x peer)")
     return rows
 
 

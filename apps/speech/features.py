@@ -31,7 +31,7 @@ from torch import nn
 from core.nn import padding_mask
 
 __all__ = ["ConvSubsampling", "FeatureConfig", "GlobalCMVN", "LogMel", "SpecAugment", "accumulate_stats",
-           "min_audio_samples"]
+           "frame_pitch", "min_audio_samples"]
 
 LOG_FLOOR = 1e-6
 
@@ -55,6 +55,12 @@ class FeatureConfig:
         return round(self.sample_rate * self.hop_ms / 1000)
 
 
+def frame_count(lengths: torch.Tensor, config: FeatureConfig) -> torch.Tensor:
+    """Number of frames whose whole n_fft span lies inside ``lengths`` samples."""
+    n_fft, hop = config.n_fft, config.hop_length
+    return torch.where(lengths >= n_fft, 1 + (lengths - n_fft).div(hop, rounding_mode="floor"), 0)
+
+
 class LogMel(nn.Module):
     """Waveform [B, S] (+ sample lengths [B]) -> (log-mel [B, T, n_mels], frame lengths [B])."""
 
@@ -69,9 +75,7 @@ class LogMel(nn.Module):
             n_mels=config.n_mels, power=2.0, center=False)
 
     def frames(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Number of frames whose whole n_fft span lies inside ``lengths`` samples."""
-        n_fft, hop = self.config.n_fft, self.config.hop_length
-        return torch.where(lengths >= n_fft, 1 + (lengths - n_fft).div(hop, rounding_mode="floor"), 0)
+        return frame_count(lengths, self.config)
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if lengths is None:
@@ -85,6 +89,43 @@ class LogMel(nn.Module):
             features = torch.log(self.mel(waveform.float()) + LOG_FLOOR).transpose(1, 2)
         valid = padding_mask(frame_lengths, features.shape[1])
         return features.masked_fill(~valid[..., None], 0.0), frame_lengths
+
+
+def frame_pitch(waveform: torch.Tensor, lengths: torch.Tensor, config: FeatureConfig, f_min: float = 60.0,
+                f_max: float = 400.0, threshold: float = 0.4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fundamental frequency on :class:`LogMel`'s frames -> (log f0 [B, T], voiced [B, T] bool).
+
+    Autocorrelation pitch tracking (Boersma 1993, without its path search): each Hann-windowed
+    ``n_fft`` frame's autocorrelation (by FFT), divided by the window's own so that long lags are not
+    penalised, peaks at the period (the shortest of near-equal peaks: no octave errors); a frame is voiced where that normalised peak, within
+    [f_min, f_max], exceeds ``threshold``. Cheap enough to run on every training batch, and the
+    targets of the TTS pitch predictor, which only needs a contour, not an exact f0."""
+    n_fft, hop, rate = config.n_fft, config.hop_length, config.sample_rate
+    frame_lens = frame_count(lengths, config)
+    t = int(frame_lens.max()) if lengths.numel() else 0
+    if t == 0:
+        empty = waveform.new_zeros(waveform.shape[0], 0)
+        return empty, empty.bool()
+    with torch.autocast(waveform.device.type, enabled=False):
+        window = torch.hann_window(n_fft, device=waveform.device)
+        frames = waveform.float()[:, : n_fft + (t - 1) * hop].unfold(1, n_fft, hop)  # [B, T, n_fft]
+        frames = (frames - frames.mean(-1, keepdim=True)) * window
+
+        def autocorrelation(x):
+            return torch.fft.irfft(torch.fft.rfft(x, n=2 * n_fft).abs() ** 2, n=2 * n_fft)[..., :n_fft]
+
+        r = autocorrelation(frames) / autocorrelation(window).clamp(min=1e-6)
+        lo, hi = int(rate / f_max), min(int(rate / f_min), n_fft // 2)
+        r = r[..., lo - 1: hi + 2] / r[..., :1].clamp(min=1e-9)  # lags lo-1 .. hi+1
+        middle = r[..., 1:-1]
+        peak = middle.max(-1).values
+        # the shortest lag that is a local maximum within 10 % of the best: the window-corrected
+        # autocorrelation is as high at twice the period, which would halve f0 (an octave error)
+        candidate = (middle >= r[..., :-2]) & (middle >= r[..., 2:]) & (middle >= 0.9 * peak[..., None])
+        lag = candidate.int().argmax(-1)
+        log_f0 = torch.log(rate / (lag + lo).float())
+    voiced = (peak > threshold) & padding_mask(frame_lens, t)
+    return log_f0 * voiced, voiced
 
 
 class GlobalCMVN(nn.Module):

@@ -31,6 +31,27 @@ from core.nn import TokenEmbedding, padding_mask
 
 
 @dataclass
+class VarianceConfig:
+    """The non-autoregressive model's (:mod:`apps.speech.tts.fastspeech`) own parts: duration, pitch
+    and energy predictors and the alignment learnt with the model."""
+    predictor_channels: int = 256
+    predictor_kernel: int = 3
+    predictor_dropout: float = 0.5
+    #: width of the aligner's phoneme keys and frame queries
+    aligner_channels: int = 80
+    #: sharpness of the beta-binomial diagonal prior on the alignment (0: no prior)
+    prior_scale: float = 1.0
+    duration_weight: float = 0.1
+    pitch_weight: float = 0.1
+    energy_weight: float = 0.1
+    align_weight: float = 1.0
+    #: the binarisation loss (soft alignment towards the hard path) ramps from 0 to this weight ...
+    bin_weight: float = 1.0
+    #: ... over this many optimiser steps (the soft alignment must settle first)
+    bin_warmup: int = 2000
+
+
+@dataclass
 class TTSConfig:
     #: phoneme vocabulary (linked from the datamodule by the CLI)
     vocab_size: int = 0
@@ -46,6 +67,8 @@ class TTSConfig:
     stop_weight: float = 5.0
     guided_sigma: float = 0.2
     guided_weight: float = 1.0
+    #: the non-autoregressive model's predictors and aligner (unused by the autoregressive models)
+    variance: VarianceConfig = field(default_factory=VarianceConfig)
 
 
 class PreNet(nn.Module):
@@ -78,13 +101,17 @@ class PostNet(nn.Module):
         dims = [n_mels] + [channels] * (layers - 1) + [n_mels]
         self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel, padding=kernel // 2) for a, b in zip(dims, dims[1:]))
 
-    def forward(self, mel):  # [B, T, n_mels]
+    def forward(self, mel, mask: torch.Tensor | None = None):  # [B, T, n_mels], [B, T] True for real frames
+        """With ``mask``, padding frames are zeroed before every convolution (tanh of a bias is not
+        0), so that a padded row gets what it gets alone."""
+        keep = None if mask is None else mask[:, None, :].to(mel.dtype)
         x = mel.transpose(1, 2)
         for i, conv in enumerate(self.convs):
-            x = conv(x)
+            x = conv(x if keep is None else x * keep)
             if i < len(self.convs) - 1:
                 x = torch.tanh(x)
-        return mel + x.transpose(1, 2)
+        out = mel + x.transpose(1, 2)
+        return out if keep is None else out * keep.transpose(1, 2)
 
 
 def reduce_frames(mel: torch.Tensor, r: int) -> torch.Tensor:

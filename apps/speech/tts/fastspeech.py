@@ -147,18 +147,22 @@ class FastSpeech(nn.Module):
         }
         return losses, post
 
-    def predict(self, phonemes: torch.Tensor, phoneme_lens: torch.Tensor, pace: float = 1.0,
-                max_frames: int | None = None):
-        """Phonemes [B, N] -> (log-mel [B, T, M], before the post-net [B, T, M], frame lengths [B],
-        durations [B, N]). ``pace`` > 1 speaks faster. Each real phoneme gets at least one frame;
-        ``max_frames`` caps every utterance's length."""
+    def plan(self, phonemes: torch.Tensor, phoneme_lens: torch.Tensor, pace: float | torch.Tensor = 1.0):
+        """Phonemes [B, N] -> (phoneme states with the predicted pitch and energy added [B, N, D],
+        durations [B, N]: at least one frame per real phoneme, 0 for padding; ``pace`` > 1 speaks
+        faster). What runs before the length regulator (the ONNX ``encoder`` graph)."""
         _, h, mask = self.encode(phonemes, phoneme_lens)
         frames = torch.expm1(self.durations(h, mask)).clamp(min=0) / pace
         durations = frames.round().clamp(min=1).long() * mask.long()
-        if max_frames is not None:  # trim from the end: the first max_frames frames are kept
-            ends = durations.cumsum(1).clamp(max=max_frames)
-            durations = torch.diff(ends, dim=1, prepend=ends[:, :1] * 0)
-        h = self.add_variance(h, self.pitch(h, mask), self.energy(h, mask))
+        return self.add_variance(h, self.pitch(h, mask), self.energy(h, mask)), durations
+
+    def predict(self, phonemes: torch.Tensor, phoneme_lens: torch.Tensor, pace: float = 1.0,
+                max_frames: int | None = None):
+        """Phonemes [B, N] -> (log-mel [B, T, M], before the post-net [B, T, M], frame lengths [B],
+        durations [B, N]); ``max_frames`` caps every utterance's length."""
+        h, durations = self.plan(phonemes, phoneme_lens, pace)
+        if max_frames is not None:
+            durations = cap_durations(durations, max_frames)
         pre, post, frame_lens = self.decode(h, durations)
         return post, pre, frame_lens, durations
 
@@ -174,3 +178,8 @@ class FastSpeech(nn.Module):
     def synthesize(self, phonemes: torch.Tensor, max_steps: int = 1000, prenet_masks=None) -> torch.Tensor:
         return self.generate(phonemes, max_steps).mel
 
+
+def cap_durations(durations: torch.Tensor, max_frames: int) -> torch.Tensor:
+    """Durations [B, N] trimmed from the end so that no row exceeds ``max_frames`` in all."""
+    ends = durations.cumsum(1).clamp(max=max_frames)
+    return torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))

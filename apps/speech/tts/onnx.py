@@ -19,6 +19,14 @@ export is the loop's body, as for the ASR prediction network, plus what runs onc
                    decoder layer; the step reads them as ``past_key_values.{i}.encoder.*``)
 ``postnet.onnx``   frames [batch, T, n_mels] -> mel [batch, T, n_mels]
 
+The non-autoregressive model (``architecture: fastspeech``) has no loop, so two graphs around the
+length regulator's one data-dependent size, the number of frames:
+
+``encoder.onnx``   phonemes [batch, n] int64, phoneme_lens [batch] int64, pace [] float
+                   -> states [batch, n, d] (with the predicted pitch and energy), durations [batch, n] int64
+``decoder.onnx``   states, durations, frame_positions [T] int64 (0 .. T-1; only its length is read)
+                   -> mel [batch, T, n_mels], frames [batch, T, n_mels] (before the post-net)
+
 ``prenet_mask`` is the pre-net's dropout (it stays on at inference, as in Tacotron 2), made an input
 so that the graphs are deterministic: the runner draws it from a seeded numpy generator, and the
 parity check in ``python -m apps.speech.export`` hands PyTorch the same masks.
@@ -31,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from apps.speech.tts.fastspeech import FastSpeech
 from apps.speech.tts.task import SpeechSynthesizer
 from apps.speech.tts.model import DecoderTTS, TransformerTTS
 from core.export import (
@@ -95,6 +104,42 @@ class PostNetGraph(nn.Module):
         return self.postnet(frames)
 
 
+class FastSpeechEncoderGraph(nn.Module):
+    def __init__(self, model: FastSpeech):
+        super().__init__()
+        self.model = model
+
+    def forward(self, phonemes, phoneme_lens, pace):
+        return self.model.plan(phonemes, phoneme_lens, pace)
+
+
+class FastSpeechDecoderGraph(nn.Module):
+    def __init__(self, model: FastSpeech):
+        super().__init__()
+        self.model = model
+
+    def forward(self, states, durations, frame_positions):
+        pre, post, _ = self.model.decode(states, durations, frame_positions.shape[0])
+        return post, pre
+
+
+def export_fastspeech(model: FastSpeech, out_dir: Path) -> dict[str, str]:
+    cfg, gen = model.cfg, torch.Generator().manual_seed(0)
+    batch, text_len, time = torch.export.Dim("batch"), torch.export.Dim("text_len", min=2), torch.export.Dim("time", min=2)
+    phonemes = torch.randint(4, cfg.vocab_size, (2, 5), generator=gen)
+    lens = torch.tensor([5, 3])
+    with exporting(model):
+        export_graph(FastSpeechEncoderGraph(model), (phonemes, lens, torch.tensor(1.0)), out_dir / "encoder.onnx",
+                     ["phonemes", "phoneme_lens", "pace"], ["states", "durations"],
+                     ({0: batch, 1: text_len}, {0: batch}, None))
+        states, durations = model.plan(phonemes, lens)
+        positions = torch.arange(int(durations.sum(1).max()))
+        export_graph(FastSpeechDecoderGraph(model), (states, durations, positions), out_dir / "decoder.onnx",
+                     ["states", "durations", "frame_positions"], ["mel", "frames"],
+                     ({0: batch, 1: text_len}, {0: batch, 1: text_len}, {0: time}))
+    return {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+
+
 def memory_names(n_layers: int, side: str = "past") -> list[str]:
     """Cross-attention keys/values: ``present.{i}.encoder.*`` out of the encoder, ``past_key_values.{i}.encoder.*``
     into the step."""
@@ -107,6 +152,14 @@ def export_tts(synth: SpeechSynthesizer, out_dir: str | Path) -> dict:
     transformer = isinstance(model, TransformerTTS)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, FastSpeech):
+        config = {"format": FORMAT, "version": VERSION, "opset": DEFAULT_OPSET,
+                  "files": export_fastspeech(model, out_dir), "architecture": "fastspeech", "n_mels": cfg.n_mels,
+                  "max_frames": synth.max_steps * cfg.reduction, "features": synth.hparams["features"],
+                  "tokenizer": "tokenizer.json"}
+        atomic_write_text(out_dir / "tokenizer.json", synth.tokenizers_json["phonemes"])
+        write_config(out_dir / CONFIG_FILE, config)
+        return config
     layers = stack_layer_states(model.decoder.stack)
     gen = torch.Generator().manual_seed(0)
     batch, past_len = torch.export.Dim("batch"), torch.export.Dim("past_len")
@@ -180,6 +233,9 @@ class OnnxSynthesizer:
         where a free-running comparison would also measure how fast the feedback loop amplifies
         float rounding."""
         cfg = self.config
+        if cfg["architecture"] == "fastspeech":
+            mel, frames = self.one_pass(phonemes)
+            return mel, frames, np.zeros(0, np.float32)
         masks = self.sample_masks(cfg["max_steps"], seed) if prenet_masks is None else prenet_masks
         step = StepSession(self.sessions["step"])
         past = empty_past(layer_states(cfg))
@@ -218,3 +274,15 @@ class OnnxSynthesizer:
             step_in = pre.reshape(1, 1, -1) if teacher is None else forced[i]
         frames = np.concatenate(frames)
         return self.sessions["postnet"].run(None, {"frames": frames[None]})[0][0], frames, np.array(stops)
+
+    def one_pass(self, phonemes: list[int], pace: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The non-autoregressive model: (log-mel [T, M], before the post-net [T, M])."""
+        ids = np.array([phonemes], np.int64)
+        states, durations = self.sessions["encoder"].run(None, {
+            "phonemes": ids, "phoneme_lens": np.array([ids.shape[1]], np.int64), "pace": np.array(pace, np.float32)})
+        ends = np.minimum(durations.cumsum(1), self.config["max_frames"])  # as FastSpeech.predict's cap
+        durations = np.diff(ends, axis=1, prepend=0)
+        positions = np.arange(int(durations.sum()), dtype=np.int64)
+        mel, frames = self.sessions["decoder"].run(None, {"states": states, "durations": durations,
+                                                          "frame_positions": positions})
+        return mel[0], frames[0]

@@ -1,5 +1,6 @@
-"""The TTS LightningModule: phonemes -> log-mel frames (decoder-only over any core backbone, or the
-Transformer-TTS encoder-decoder baseline) -> Griffin-Lim; losses from :mod:`apps.speech.tts.model`,
+"""The TTS LightningModule: phonemes -> log-mel frames (the non-autoregressive FastSpeech 2-style
+model, decoder-only over any core backbone, or the Transformer-TTS encoder-decoder baseline) ->
+Griffin-Lim; losses from :mod:`apps.speech.tts.model` and :mod:`apps.speech.tts.fastspeech`,
 free-running mel-cepstral distortion on validation.
 """
 from __future__ import annotations
@@ -8,16 +9,20 @@ import dataclasses
 
 import torch
 
-from apps.speech.features import FeatureConfig, LogMel
+from apps.speech.features import FeatureConfig, LogMel, frame_pitch
 from apps.speech.metrics import mel_cepstral_distortion
+from apps.speech.tts.fastspeech import FastSpeech
 from apps.speech.tts.model import DecoderTTS, TransformerTTS, TTSConfig
-from core.errors import UserError
+from core.errors import DataError, UserError
 from core.models import BackboneConfig
 from core.training import BaseTask, OptimConfig, as_config
 
 
+MODELS = {"fastspeech": FastSpeech, "decoder": DecoderTTS, "transformer": TransformerTTS}
+
+
 class SpeechSynthesizer(BaseTask):
-    """TTS: phonemes -> log-mel (decoder-only or encoder-decoder, :mod:`apps.speech.tts.model`) -> Griffin-Lim.
+    """TTS: phonemes -> log-mel (non-autoregressive, decoder-only or encoder-decoder) -> Griffin-Lim.
 
     Validation synthesizes up to ``mcd_utterances`` utterances of each validation epoch free-running
     (no teacher forcing) and logs their mel-cepstral distortion against the recordings."""
@@ -27,25 +32,28 @@ class SpeechSynthesizer(BaseTask):
     def __init__(self, arch: TTSConfig = TTSConfig(), architecture: str = "decoder",
                  features: FeatureConfig = FeatureConfig(), optim: OptimConfig | None = None,
                  max_steps: int = 1000, mcd_utterances: int = 2):
-        """``architecture``: decoder (decoder-only over phonemes + frames; pick a recurrent or
-        linear-attention ``arch.backbone.mixer`` for O(1) memory per frame) or transformer
-        (encoder-decoder baseline with guided attention; ``arch.encoder`` configures its phoneme
-        encoder). ``arch.vocab_size`` is linked from the datamodule by the CLI."""
+        """``architecture``: fastspeech (non-autoregressive: every frame in one pass from predicted
+        durations, :mod:`apps.speech.tts.fastspeech`; ``arch.encoder`` is its phoneme encoder,
+        ``arch.backbone`` its frame decoder, ``arch.variance`` its predictors and aligner), decoder
+        (decoder-only over phonemes + frames; pick a recurrent or linear-attention
+        ``arch.backbone.mixer`` for O(1) memory per frame) or transformer (encoder-decoder baseline
+        with guided attention; ``arch.encoder`` configures its phoneme encoder).
+        ``arch.vocab_size`` is linked from the datamodule by the CLI."""
         super().__init__(optim)
         cfg, features = as_config(TTSConfig, arch), as_config(FeatureConfig, features)
         if cfg.vocab_size <= 0:
             raise ValueError("arch.vocab_size must be set (the CLI links it from the data)")
-        if architecture not in ("decoder", "transformer"):
-            raise UserError(f"architecture={architecture!r}; expected decoder or transformer")
+        if architecture not in MODELS:
+            raise UserError(f"architecture={architecture!r}; expected one of {', '.join(MODELS)}")
         if cfg.n_mels != features.n_mels:
             raise UserError(f"arch.n_mels={cfg.n_mels} but features.n_mels={features.n_mels}; they must agree")
-        if architecture == "transformer" and cfg.encoder is None:
+        if architecture != "decoder" and cfg.encoder is None:
             cfg = dataclasses.replace(cfg, encoder=BackboneConfig())
         elif architecture == "decoder" and cfg.encoder is not None:
             raise UserError("arch.encoder is for architecture: transformer; the decoder-only model has none")
         self.cfg, self.features = cfg, features
         self.logmel = LogMel(features)
-        self.model = (TransformerTTS if architecture == "transformer" else DecoderTTS)(cfg)
+        self.model = MODELS[architecture](cfg)
         self.max_steps, self.mcd_utterances = max_steps, mcd_utterances
         self._mcd: list[float] = []
 
@@ -55,7 +63,16 @@ class SpeechSynthesizer(BaseTask):
 
     def losses(self, batch):
         mel, mel_lens = self.logmel(batch["audio"], batch["audio_lens"])
-        losses, _ = self.model(batch["targets"], batch["target_lens"], mel, mel_lens)
+        if isinstance(self.model, FastSpeech):
+            short = [p for p, f, n in zip(batch["paths"], mel_lens.tolist(), batch["target_lens"].tolist()) if f < n]
+            if short:  # the monotonic alignment gives every phoneme a frame
+                raise DataError(f"{short[0]}: fewer spectrogram frames than phonemes ({len(short)} such recordings "
+                                "in this batch); the non-autoregressive model needs a frame per phoneme")
+            log_f0, voiced = frame_pitch(batch["audio"], batch["audio_lens"], self.features)
+            losses, _ = self.model(batch["targets"], batch["target_lens"], mel, mel_lens, log_f0, voiced,
+                                   step=self.global_step)
+        else:
+            losses, _ = self.model(batch["targets"], batch["target_lens"], mel, mel_lens)
         self._mel = (mel, mel_lens)  # the recordings' frames, reused by validation's MCD
         return {"loss": sum(losses.values()), **losses}
 

@@ -14,7 +14,7 @@ from apps.speech.export import main
 from apps.speech.asr.model import ASRConfig
 from apps.speech.asr.task import SpeechRecognizer
 from apps.speech.tts.task import SpeechSynthesizer
-from apps.speech.tts.model import TTSConfig
+from apps.speech.tts.model import TTSConfig, VarianceConfig
 from apps.speech.asr.onnx import OnnxTranscriber
 from apps.speech.tts.onnx import OnnxSynthesizer
 from apps.speech.transcribe import main as transcribe
@@ -116,3 +116,32 @@ def test_synthesize_command_runs_the_onnx_export(tmp_path, monkeypatch):
     result = synthesize(["--onnx", str(tmp_path / "onnx"), "Hello world.", "-o", str(tmp_path / "out.wav")])
     rate, frames, channels = audio_info(tmp_path / "out.wav")
     assert (rate, channels) == (16000, 1) and frames > 0 and result["frames"] > 0
+
+
+def test_onnx_fastspeech_equals_pytorch(tmp_path, monkeypatch, capsys, mixer="attention"):
+    """The non-autoregressive model: the two graphs around the length regulator give PyTorch's
+    mel for texts of several lengths, at other paces, and within the length cap."""
+    monkeypatch.setenv("SEQLAB_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    tokenizer = SpaceTokenizer.train(["h ə l oʊ | w ɜː l d", "ð ə | k æ t , s æ t"])
+    layer = dict(d_model=32, n_heads=2, dropout=0.0, mixer=mixer, position="rope" if mixer == "attention" else "none")
+    variance = VarianceConfig(predictor_channels=16, aligner_channels=8)
+    model = SpeechSynthesizer(TTSConfig(vocab_size=tokenizer.vocab_size, backbone=BackboneConfig(n_layers=2, **layer),
+                                        encoder=BackboneConfig(n_layers=1, **layer), postnet_channels=8,
+                                        variance=variance), architecture="fastspeech", max_steps=12)
+    with torch.no_grad():
+        model.model.durations.out.bias.fill_(1.0)  # ~2 frames per phoneme, so the cap of 24 frames binds sometimes
+    model.set_tokenizers({"phonemes": tokenizer.to_json()})
+    ckpt = model.save_checkpoint(tmp_path / "tts.ckpt")
+    assert main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "onnx"), "--n-check", "3"]) == 0
+    assert "one pass: 3/3 agree" in capsys.readouterr().out
+    runner = OnnxSynthesizer(tmp_path / "onnx")
+    lengths = set()
+    for ids in ([5, 6, 7, 8, 9], [4, 9], [7, 7, 5, 4, 8, 5, 9, 6, 4, 7, 5, 6, 7]):
+        ours = model.model.eval().synthesize(torch.tensor([ids]), 12).numpy()
+        onnx = runner(ids)
+        np.testing.assert_allclose(onnx, ours, rtol=1e-4, atol=1e-4)
+        lengths.add(len(onnx))
+        fast, _ = runner.one_pass(ids, pace=2.0)
+        assert len(fast) < len(onnx) or len(onnx) == 24
+    assert max(lengths) == 24 and len(lengths) == 3, lengths

@@ -128,9 +128,10 @@ def test_losses_are_finite_and_reach_every_parameter(mixer):
     assert not missing, missing
 
 
-def test_a_padded_row_gets_the_losses_and_synthesis_it_gets_alone():
+@pytest.mark.parametrize("mixer", ["attention", "mamba"])
+def test_a_padded_row_gets_the_losses_and_synthesis_it_gets_alone(mixer):
     torch.manual_seed(0)
-    model = FastSpeech(config()).eval()
+    model = FastSpeech(config(mixer)).eval()
     phonemes, p_lens, mel, m_lens, log_f0, voiced = batch()
     with torch.no_grad():
         _, post = model(phonemes, p_lens, mel, m_lens, log_f0, voiced)

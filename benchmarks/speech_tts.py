@@ -1,5 +1,6 @@
 """TTS on the single-voice espeak-ng corpus: mel-cepstral distortion and round-trip intelligibility of
-the decoder-only GLA model and the Transformer-TTS baseline.
+the non-autoregressive FastSpeech 2-style model, the decoder-only GLA model and the Transformer-TTS
+baseline.
 
     python benchmarks/speech_tts.py --asr runs/bench/speech_asr/ctc-attention/.../final.ckpt
     python benchmarks/speech_tts.py --max-time 00:00:02:00 --models decoder-gla --n-test 4 --no-record
@@ -7,7 +8,8 @@ the decoder-only GLA model and the Transformer-TTS baseline.
 
 Each model trains within ``--max-time`` (or reuses ``--checkpoint name=path``), then synthesizes the
 first ``--n-test`` sentences of the held-out test split (never heard in training) from their phonemes,
-free-running until its stop flag fires. Per model:
+free-running until its stop flag fires (the non-autoregressive model: in one pass, from its predicted
+durations; "no stop" then counts utterances cut at the same length cap). Per model:
 
 * MCD: mel-cepstral distortion (dB, c1-c13, DTW-aligned) against espeak-ng's recording of the sentence;
 * round-trip WER/CER: an ASR checkpoint (``--asr``, trained on the 12-voice corpus, whose test split
@@ -35,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from benchmarks.common import markdown_table, record  # noqa: E402
 
 MODELS = {
+    "fastspeech": "apps/speech/configs/tts_fastspeech.yaml",
     "decoder-gla": "apps/speech/configs/tts_decoder_gla.yaml",
     "transformer": "apps/speech/configs/tts_transformer.yaml",
 }

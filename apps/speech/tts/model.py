@@ -1,4 +1,5 @@
-"""Text-to-speech acoustic models: phonemes -> log-mel frames (+ a stop flag), over core backbones.
+"""Autoregressive text-to-speech acoustic models: phonemes -> log-mel frames (+ a stop flag), over
+core backbones (the non-autoregressive one is :mod:`apps.speech.tts.fastspeech`).
 
 Two models, both predicting ``r`` frames per step (the reduction factor: fewer, easier steps):
 
@@ -55,11 +56,12 @@ class VarianceConfig:
 class TTSConfig:
     #: phoneme vocabulary (linked from the datamodule by the CLI)
     vocab_size: int = 0
+    #: the frame decoder (causal for the autoregressive models, bidirectional for fastspeech)
     backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(d_model=256, n_layers=6, max_len=2048))
-    #: the encoder-decoder baseline's phoneme encoder (None: decoder-only model)
+    #: the phoneme encoder of the encoder-decoder baseline and of fastspeech (None: decoder-only model)
     encoder: BackboneConfig | None = None
     n_mels: int = 80
-    #: frames predicted per step
+    #: frames predicted per step (autoregressive models; every model caps synthesis at max_steps x reduction frames)
     reduction: int = 2
     prenet_dim: int = 256
     prenet_dropout: float = 0.5

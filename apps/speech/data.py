@@ -162,6 +162,7 @@ class SynthesisDataModule(SpeechDataModule):
 
     def phoneme_tokenizer(self) -> SpaceTokenizer:
         if self.tokenizer is None:  # the phoneme vocabulary comes from the training split
+            self.prepare_data()  # (asked for by the CLI's vocabulary link, before Lightning prepares the data)
             self.tokenizer = SpaceTokenizer.train(self._phonemize(self.utterances("train")))
         return self.tokenizer
 

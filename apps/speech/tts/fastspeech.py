@@ -69,7 +69,10 @@ class Aligner(nn.Module):
         n, t = text.shape[1], mel.shape[1]
         keys = self.keys(text.transpose(1, 2)).transpose(1, 2)  # [B, N, C]
         queries = self.queries(mel.transpose(1, 2)).transpose(1, 2)  # [B, T, C]
-        distance = (queries[:, :, None] - keys[:, None]).pow(2).sum(-1)  # [B, T, N]
+        # |q - k|^2 = |q|^2 + |k|^2 - 2 q.k: a matmul, not a [B, T, N, C] difference tensor (1 GB
+        # for a batch of 32 ten-second utterances)
+        distance = (queries.pow(2).sum(-1)[:, :, None] + keys.pow(2).sum(-1)[:, None, :]
+                    - 2 * queries @ keys.transpose(1, 2)).clamp(min=0)  # [B, T, N]
         log_p = (-self.temperature * distance).masked_fill(~padding_mask(text_lens, n)[:, None], NEG)
         log_p = log_p.log_softmax(-1)
         if prior_scale > 0:

@@ -26,7 +26,7 @@ from apps.speech.tts.alignment import (
     NEG, beta_binomial_prior, forward_sum_loss, frame_phonemes, monotonic_alignment, phoneme_average, regulate,
     standardize,
 )
-from apps.speech.tts.model import PostNet, Synthesis, TTSConfig, VarianceConfig
+from apps.speech.tts.model import PostNet, Synthesis, TTSConfig, VarianceConfig, masked_l1
 from core.models import Encoder
 from core.nn import TokenEmbedding, padding_mask
 
@@ -119,9 +119,9 @@ class FastSpeech(nn.Module):
     def forward(self, phonemes, phoneme_lens, mel, mel_lens, log_f0, voiced, step: int = 0):
         """Teacher-forced losses for recordings ``mel`` [B, T, M] with their per-frame ``log_f0`` and
         ``voiced`` flags [B, T] (:func:`apps.speech.features.frame_pitch`); ``step`` ramps in the
-        binarisation loss. Rows need at least as many frames as phonemes (the data module skips
-        the others)."""
-        cfg, v = self.cfg, self.cfg.variance
+        binarisation loss. Rows need at least as many frames as phonemes (the task refuses a
+        batch with one that has fewer, naming its file)."""
+        v = self.cfg.variance
         t = mel.shape[1]
         x, h, text_mask = self.encode(phonemes, phoneme_lens)
         log_p = self.aligner(x, phoneme_lens, mel, mel_lens, v.prior_scale)
@@ -138,10 +138,9 @@ class FastSpeech(nn.Module):
         real = text_mask.to(mel.dtype)
         mse = lambda pred, target: (((pred - target) ** 2) * real).sum() / real.sum()  # noqa: E731
         pre, post, _ = self.decode(self.add_variance(h, pitch, energy), durations, t)
-        l1 = lambda pred: ((pred - mel).abs() * frame_mask[..., None]).sum() / (frame_mask.sum() * cfg.n_mels)  # noqa: E731
         ramp = min(1.0, step / v.bin_warmup) if v.bin_warmup > 0 else 1.0
         losses = {
-            "mel": l1(pre), "postnet": l1(post),
+            "mel": masked_l1(pre, mel, mel_lens), "postnet": masked_l1(post, mel, mel_lens),
             "duration": v.duration_weight * mse(self.durations(h, text_mask), torch.log1p(durations.to(mel.dtype))),
             "pitch": v.pitch_weight * mse(self.pitch(h, text_mask), pitch),
             "energy": v.energy_weight * mse(self.energy(h, text_mask), energy),

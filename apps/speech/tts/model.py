@@ -123,12 +123,15 @@ def reduce_frames(mel: torch.Tensor, r: int) -> torch.Tensor:
     return mel.reshape(b, -1, r * m)
 
 
+def masked_l1(pred: torch.Tensor, mel: torch.Tensor, mel_lens: torch.Tensor) -> torch.Tensor:
+    """Mean |pred - mel| over the real frames of targets mel [B, T, M] (``pred`` may run longer)."""
+    t = mel.shape[1]
+    real = padding_mask(mel_lens, t)[..., None]
+    return ((pred[:, :t] - mel).abs() * real).sum() / (real.sum() * mel.shape[2])
+
+
 def tts_losses(mel_pre, mel_post, stop_logits, mel, mel_lens, r: int, stop_weight: float) -> dict[str, torch.Tensor]:
     """Masked L1 on both spectrograms and the stop flag's BCE, for targets mel [B, T, M] with lengths."""
-    t = mel.shape[1]
-    real = padding_mask(mel_lens, t)  # [B, T]
-    n = real.sum() * mel.shape[2]
-    l1 = lambda pred: ((pred[:, :t] - mel).abs() * real[..., None]).sum() / n  # noqa: E731
     steps = stop_logits.shape[1]
     last = (mel_lens - 1).div(r, rounding_mode="floor")  # the step that holds the last real frame
     step_real = torch.arange(steps, device=mel.device)[None] <= last[:, None]
@@ -136,7 +139,7 @@ def tts_losses(mel_pre, mel_post, stop_logits, mel, mel_lens, r: int, stop_weigh
     bce = F.binary_cross_entropy_with_logits(stop_logits, stop_target, pos_weight=torch.tensor(stop_weight),
                                              reduction="none")
     stop = (bce * step_real).sum() / step_real.sum()
-    return {"mel": l1(mel_pre), "postnet": l1(mel_post), "stop": stop}
+    return {"mel": masked_l1(mel_pre, mel, mel_lens), "postnet": masked_l1(mel_post, mel, mel_lens), "stop": stop}
 
 
 class _FrameHeads(nn.Module):

@@ -86,6 +86,15 @@ def trained(tmp_path_factory):
     return root, run, run.trainer.checkpoint_callback.best_model_path
 
 
+def test_mixed_precision_trains_with_gradient_clipping(tmp_path):
+    """Lightning refuses to clip a fused optimizer's gradients under AMP: bf16-mixed falls back to the
+    unfused AdamW, fp32 keeps the fused one."""
+    for precision, fused in (("bf16-mixed", False), ("32-true", True)):
+        run = cli(tmp_path / precision, "fit", "--trainer.precision", precision, "--trainer.gradient_clip_val", "0.5")
+        assert run.trainer.global_step == 8
+        assert run.trainer.optimizers[0].defaults["fused"] is fused
+
+
 def test_one_loop_logs_losses_and_cloned_metrics(trained):
     root, run, _ = trained
     logged = run.trainer.logged_metrics

@@ -44,8 +44,8 @@ from apps.speech.tts.task import SpeechSynthesizer
 from apps.speech.tts.model import DecoderTTS, TransformerTTS
 from core.export import (
     CONFIG_FILE, DEFAULT_OPSET, StepSession, cross_names, empty_past, exporting, example_states, export_graph,
-    flatten_states, layer_states, open_export, past_name, present_length_axes, stack_layer_states, state_io_names,
-    unflatten_states, write_config,
+    flatten_states, layer_states, open_export, past_name, present_length_axes, scanned_mixers, stack_layer_states,
+    state_io_names, unflatten_states, write_config,
 )
 from core.io import atomic_write_text
 from core.models.state import DecoderState
@@ -128,7 +128,9 @@ def export_fastspeech(model: FastSpeech, out_dir: Path) -> dict[str, str]:
     batch, text_len, time = torch.export.Dim("batch"), torch.export.Dim("text_len", min=2), torch.export.Dim("time", min=2)
     phonemes = torch.randint(4, cfg.vocab_size, (2, 5), generator=gen)
     lens = torch.tensor([5, 3])
-    with exporting(model):
+    # recurrent mixers as ONNX Scans over their step: any text or frame length (their chunked forms
+    # unroll into graphs fixed to the example's length, or worse, to its chunk count)
+    with exporting(model), scanned_mixers(model.encoder.stack), scanned_mixers(model.decoder.stack):
         export_graph(FastSpeechEncoderGraph(model), (phonemes, lens, torch.tensor(1.0)), out_dir / "encoder.onnx",
                      ["phonemes", "phoneme_lens", "pace"], ["states", "durations"],
                      ({0: batch, 1: text_len}, {0: batch}, None))

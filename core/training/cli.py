@@ -58,7 +58,21 @@ class SeqlabCLI(LightningCLI):
             sub = self.config.get("subcommand")
             configs = (self.config[sub] if sub else self.config).get("config") or []
             where = ", ".join(str(c) for c in configs) or "command line"
-            raise UserError(f"{where}: {describe(err)}") from err
+            raise UserError(f"{where}: {_reason(err)}") from err
+
+
+def _reason(err: BaseException) -> str:
+    """The constructor's own message. A model given by ``class_path`` is a ``Union[BaseTask, None]``
+    to jsonargparse, which reports a refusal as "Does not validate against any of the Union subtypes"
+    and lists each subtype's error below: the task's is the one that is not about ``None``."""
+    lines = str(err).splitlines()
+    if "Errors:" in lines:
+        for line in lines[lines.index("Errors:") + 1:]:
+            if not line.startswith("  - "):
+                break
+            if "NoneType" not in line:
+                return line[4:].strip()
+    return describe(err)
 
 
 def run_cli(model_class, datamodule_class, args=None, links=(), run: bool = True, **kwargs) -> LightningCLI:

@@ -146,6 +146,19 @@ def test_a_refused_option_is_one_line(tmp_path, capsys):
     assert not any("Traceback" in line for line in err)
 
 
+def test_a_task_given_by_class_path_refusing_an_option_is_one_line(tmp_path, capsys):
+    """Apps take ``model: BaseTask`` with a class_path: the line is the task's reason, not
+    jsonargparse's "Does not validate against any of the Union subtypes"."""
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(BaseTask, ToyData, args=["fit", "--model.class_path", f"{__name__}.ToyTask",
+                                         "--model.init_args.arch.backbone.n_heads", "3",
+                                         "--trainer.default_root_dir", str(tmp_path)],
+                links=(("data.d_in", "model.init_args.arch.d_in"),), subclass_mode_model=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and err[-1].startswith("error: command line: ") and "n_heads=3" in err[-1], err[-1]
+    assert "Union" not in err[-1] and not any("Traceback" in line for line in err)
+
+
 def test_as_config_rebuilds_nested_dataclasses():
     cfg = as_config(ToyConfig, {"hidden": 4, "backbone": {"d_model": 16, "n_heads": 4}})
     assert cfg.hidden == 4 and isinstance(cfg.backbone, BackboneConfig) and cfg.backbone.d_model == 16

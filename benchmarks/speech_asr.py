@@ -1,7 +1,7 @@
-"""ASR on the bundled espeak-ng corpus: WER/CER of CTC and transducer models with two backbones,
+"""ASR on the bundled espeak-ng corpus: WER/CER of CTC and transducer models with attention, Mamba and GLA encoders,
 real-time factor on CPU, and training throughput against HF ``Speech2TextForConditionalGeneration``.
 
-    python benchmarks/speech_asr.py                              # 4 models x 25 min, recorded
+    python benchmarks/speech_asr.py                              # 5 models x 25 min, recorded
     python benchmarks/speech_asr.py --max-time 00:00:05:00 --models transducer-attention --no-record
     python benchmarks/speech_asr.py --throughput-only            # just the HF comparison
 
@@ -29,6 +29,8 @@ MODELS = {
     "transducer-attention": ("apps/speech/configs/asr_transducer.yaml", []),
     "transducer-mamba": ("apps/speech/configs/asr_transducer.yaml",
                          ["--model.init_args.arch.encoder.mixer", "mamba", "--model.init_args.arch.encoder.position", "none"]),
+    "transducer-gla": ("apps/speech/configs/asr_transducer.yaml",
+                       ["--model.init_args.arch.encoder.mixer", "gla", "--model.init_args.arch.encoder.position", "none"]),
     "ctc-attention": ("apps/speech/configs/asr_ctc.yaml", []),
     "ctc-mamba": ("apps/speech/configs/asr_ctc.yaml",
                   ["--model.init_args.arch.encoder.mixer", "mamba", "--model.init_args.arch.encoder.position", "none"]),

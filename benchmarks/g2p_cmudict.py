@@ -87,7 +87,8 @@ def main(argv=None) -> None:
     p.add_argument("--peer-only", action="store_true", help="train and score only the Phonetisaurus peer")
     p.add_argument("--average", type=int, default=5,
                    help="also score the mean of the final weights and the N-1 checkpoints saved before them, "
-                        "every 1/40 of the schedule (core.training.average); 1: final weights only")
+                        "every 1/40 of the schedule (core.training.average), and the same checkpoints as a decoding "
+                        "ensemble (core.generation.Ensemble); 1: final weights only")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more LightningCLI overrides")
     a = p.parse_args(argv)
     root = Path(a.root)
@@ -104,7 +105,7 @@ def main(argv=None) -> None:
              "by the same code. Target: PER <= 0.8x and WER <= 0.85x Phonetisaurus "
              f"(<= {0.8 * peer[0]:.2f} % / <= {0.85 * peer[1]:.2f} % here).")
     budget = "Phonetisaurus only" if a.peer_only else f"{a.max_time} budget"
-    command = "python benchmarks/g2p_cmudict.py " + ("--peer-only" if a.peer_only else f"--max-time {a.max_time}")
+    command = "python benchmarks/g2p_cmudict.py " + " ".join(sys.argv[1:] if argv is None else argv)
     record(f"g2p_cmudict: CMUdict G2P, {budget}", command, table, notes)
 
 
@@ -144,13 +145,15 @@ def transformer_rows(a, words: list[str], refs, peer) -> list[list[str]]:
             pooled = [p for p in pooled if int(p.stem.split("-")[1]) < steps_done][-(a.average - 1):]
             averaged = average_checkpoints([*pooled, ckpt], Path(ckpt).with_name("average.ckpt"))
             checkpoints.append((f"mean of the last {len(pooled) + 1} checkpoints", str(averaged)))
+            checkpoints.append((f"ensemble of the last {len(pooled) + 1} checkpoints", [*map(str, pooled), ckpt]))
     rows = []
     for weights, path in checkpoints:
         rows += decode_rows(path, weights, words, refs, peer, train_s, steps_done)
     return rows
 
 
-def decode_rows(ckpt: str, weights: str, words, refs, peer, train_s: float, steps_done: int) -> list[list[str]]:
+def decode_rows(ckpt: str | list[str], weights: str, words, refs, peer, train_s: float,
+                steps_done: int) -> list[list[str]]:
     from apps.translation.translate import Translator
     from core.generation import GenerationConfig
 

@@ -2,6 +2,7 @@
 
     echo "phoneme" | python -m apps.translation.translate --checkpoint best.ckpt --beam 5 --nbest 3
     python -m apps.translation.translate --onnx runs/demo/onnx --input words.txt --output out.txt
+    python -m apps.translation.translate --checkpoint a.ckpt b.ckpt c.ckpt --beam 5 < words.txt  # an ensemble
 
 Output line i answers input line i: input is split at "\\n" only (a trailing "\\r" is dropped), so
 form feeds, U+2028 and the other characters ``str.splitlines`` also breaks at stay inside their line.
@@ -33,19 +34,30 @@ from core.tokenizers import load_tokenizer
 class Translator:
     """Strings in, n-best strings out, over either backend (both speak core.generation's protocol)."""
 
-    def __init__(self, checkpoint: str | None = None, onnx_dir: str | None = None):
+    def __init__(self, checkpoint: str | list[str] | None = None, onnx_dir: str | None = None):
+        """Several checkpoints decode as an ensemble (:class:`core.generation.Ensemble`): their
+        next-token probabilities averaged; they must share both tokenizers."""
         if (checkpoint is None) == (onnx_dir is None):
             raise UserError("give exactly one of --checkpoint or --onnx")
         if checkpoint is not None:
             from apps.translation.task import TranslationModel
-
-            module = TranslationModel.from_checkpoint(checkpoint)
-            self.model, self.src_tok, self.tgt_tok = module.model, module.src_tokenizer, module.tgt_tokenizer
             from core.export import max_len
+            from core.generation import Ensemble
 
-            encoder = getattr(getattr(self.model, "cfg", None), "encoder", None)  # None: a Hugging Face model
-            #: longest source in tokens (EOS included) the position table holds; None = no limit
-            self.max_source_len: int | None = max_len(encoder) if encoder is not None else None
+            paths = [checkpoint] if isinstance(checkpoint, str) else list(checkpoint)
+            modules = [TranslationModel.from_checkpoint(path) for path in paths]
+            first = modules[0]
+            self.src_tok, self.tgt_tok = first.src_tokenizer, first.tgt_tokenizer
+            tokenizers = (self.src_tok.to_json(), self.tgt_tok.to_json())
+            for path, m in zip(paths[1:], modules[1:]):
+                if (m.src_tokenizer.to_json(), m.tgt_tokenizer.to_json()) != tokenizers:
+                    raise UserError(f"{path}: its tokenizers differ from {paths[0]}'s; an ensemble needs the same ones")
+            models = [m.model for m in modules]
+            self.model = models[0] if len(models) == 1 else Ensemble(models)
+            #: longest source in tokens (EOS included) every position table holds; None = no limit
+            limits = [max_len(enc) for m in models
+                      if (enc := getattr(getattr(m, "cfg", None), "encoder", None)) is not None]  # (none: HF models)
+            self.max_source_len: int | None = min(limits) if limits else None
         else:
             from core.export import OnnxEncoderDecoder
 
@@ -96,7 +108,8 @@ def decode_records(lines: list[bytes], report: SkipReport) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="Lightning checkpoint written by apps.translation.train")
+    src.add_argument("--checkpoint", nargs="+", help="Lightning checkpoint written by apps.translation.train; "
+                     "several: an ensemble (probabilities averaged at each step; same tokenizers)")
     src.add_argument("--onnx", help="folder written by apps.translation.export")
     p.add_argument("--input", help="text file, one source per line (default: stdin)")
     p.add_argument("--output", help="write here instead of stdout (written whole, atomically)")

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.mixers.attention import append_cache, attention_mask
+from core.mixers.attention import append_cache, attention_mask, sdpa
 from core.mixers.base import Mixer, State, register_mixer
 
 
@@ -114,7 +114,7 @@ class ForgettingAttention(Mixer):
                 key_mask = torch.cat([mask.new_ones(b, k.shape[2] - t), mask], dim=1)
         allowed = attention_mask(t, k.shape[2], True, self.window, None, key_mask, q.device, torch.float32)
         bias = (cum[..., :, None] + key_decay[..., None, :]).masked_fill(~allowed, float("-inf"))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+        y = sdpa(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
         return y, k, v, key_decay, key_mask
 
     def _attend_folded(self, q, k, v, cum, mask, p):
@@ -131,4 +131,4 @@ class ForgettingAttention(Mixer):
         q = torch.cat([q * dh**-0.5, torch.ones_like(q[..., :1])], dim=-1)
         k = torch.cat([k, neg_d[..., None].to(k.dtype)], dim=-1)
         v = torch.cat([v, torch.zeros_like(v[..., :1])], dim=-1)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1.0, dropout_p=p)[..., :dh]
+        return sdpa(q, k, v, is_causal=True, scale=1.0, dropout_p=p)[..., :dh]

@@ -62,11 +62,15 @@ def lattice_loss(blank_lp: torch.Tensor, label_lp: torch.Tensor, logit_lens: tor
     first = torch.full((b, t), NEG, dtype=blank_lp.dtype, device=blank_lp.device)
     first[:, 0] = 0.0  # alpha[0, 0]
     diagonals = [first]
+    # unbind, not blank_skew[:, d]: the backward of D separate slicings writes each slice's gradient
+    # into a zero [B, D, T] tensor and sums them, O(D^2) (1.1 s of a 1.2 s loss at B 30, T 130, U 120);
+    # unbind's backward is one stack
+    blank_steps, label_steps, invalid = blank_skew.unbind(1), label_skew.unbind(1), (~valid).unbind(0)
     for d in range(1, n_diag):
         prev = diagonals[-1]
-        via_blank = torch.nn.functional.pad((prev + blank_skew[:, d - 1])[:, :-1], (1, 0), value=NEG)  # from (t-1, u)
-        via_label = prev + label_skew[:, d - 1]  # from (t, u-1)
-        diagonals.append(torch.logaddexp(via_blank, via_label).masked_fill(~valid[d], NEG))
+        via_blank = torch.nn.functional.pad((prev + blank_steps[d - 1])[:, :-1], (1, 0), value=NEG)  # from (t-1, u)
+        via_label = prev + label_steps[d - 1]  # from (t, u-1)
+        diagonals.append(torch.logaddexp(via_blank, via_label).masked_fill(invalid[d], NEG))
     alpha = torch.stack(diagonals, 1)  # [B, D, T]
 
     t_end, u_end = logit_lens.long() - 1, target_lens.long()

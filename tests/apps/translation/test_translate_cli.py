@@ -126,3 +126,26 @@ def test_bad_checkpoint_is_one_line_naming_the_file(ckpt, tmp_path, capsys, monk
 def test_missing_input_file_is_one_line(ckpt, tmp_path, capsys):
     code, out, err = run(["--checkpoint", ckpt, "--input", str(tmp_path / "nope.txt")], capsys)
     assert code == EXIT_ERROR and err == f"error: {tmp_path / 'nope.txt'}: No such file or directory\n"
+
+
+def test_several_checkpoints_decode_as_an_ensemble(ckpt, tmp_path, capsys):
+    """A checkpoint ensembled with itself answers as it does alone (scores included); one with other
+    tokenizers is refused in one line naming it."""
+    words = tmp_path / "words.txt"
+    words.write_text("cat\nphoneme\n\nzebra\n")
+    args = ["--input", str(words), "--beam", "3", "--nbest", "2", "--max-len", "8"]
+    alone, pair = run(["--checkpoint", ckpt, *args], capsys), run(["--checkpoint", ckpt, ckpt, *args], capsys)
+    assert alone[0] == pair[0] == 0
+    rows = [[r.split("\t") for r in out.splitlines()] for out in (alone[1], pair[1])]
+    assert [[r[0], r[2]] for r in rows[0]] == [[r[0], r[2]] for r in rows[1]] and len(rows[0]) == 6
+    assert all(abs(float(a[1]) - float(b[1])) < 1e-4 for a, b in zip(*rows))
+
+    other_root = tmp_path / "other"
+    cli = train_main(["fit", "--config", str(ROOT / "apps/translation/configs/tiny.yaml"),
+                      "--data.cache_dir", str(other_root / "cache"), "--data.train_limit", "12",
+                      "--trainer.default_root_dir", str(other_root), "--trainer.max_steps", "2",
+                      "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"])
+    other = cli.trainer.checkpoint_callback.last_model_path or cli.trainer.checkpoint_callback.best_model_path
+    code, out, err = run(["--checkpoint", ckpt, other, *args], capsys)
+    assert code == EXIT_ERROR and out == ""
+    assert err.strip().splitlines() == [f"error: {other}: its tokenizers differ from {ckpt}'s; an ensemble needs the same ones"]

@@ -35,3 +35,28 @@ def test_bf16_autocast_agrees_with_fp32(name):
     y16, g16 = run(True)
     assert relative(y16, y32) < 0.02
     assert relative(g16, g32) < 0.05
+
+
+def test_short_attention_trains_through_float32_sdpa_on_cpu(monkeypatch):
+    """CPU bf16 training: SDPA gets float32 below CPU_LOW_PRECISION_BACKWARD_MAX_KEYS keys (its bf16
+    backward is the slow one there), bf16 above it and whenever no gradient is taken; the layer's
+    output stays bf16 and agrees with fp32 as every mixer's does."""
+    import torch.nn.functional as F
+
+    from core.mixers import attention
+
+    seen = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda q, *a, **k: seen.append(q.dtype) or real(q, *a, **k))
+    torch.manual_seed(0)
+    mixer = build_mixer("attention", BackboneConfig(d_model=64, n_heads=4, n_layers=1, max_len=1024), causal=False)
+    short, long = attention.CPU_LOW_PRECISION_BACKWARD_MAX_KEYS - 1, attention.CPU_LOW_PRECISION_BACKWARD_MAX_KEYS
+    for t, grad, expected in ((short, True, torch.float32), (long, True, torch.bfloat16), (short, False, torch.bfloat16)):
+        seen.clear()
+        x = torch.randn(2, t, 64, requires_grad=grad)
+        mask = torch.arange(t)[None] < torch.tensor([[t], [t - 9]])  # a padding mask: SDPA's attn_mask path
+        with torch.set_grad_enabled(grad), torch.autocast("cpu", dtype=torch.bfloat16):
+            y, _ = mixer(x, mask=mask)
+        assert seen == [expected] and y.dtype == torch.bfloat16, (t, grad, seen)
+        y32, _ = mixer(x, mask=mask)
+        assert relative(y.detach(), y32.detach()) < 0.02

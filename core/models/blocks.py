@@ -57,6 +57,10 @@ class Stack(nn.Module):
                 real: torch.Tensor | None = None):
         """``mask``: [B, T] key padding for the mixers. ``real``: [B, T] bool of positions whose
         outputs matter; padding rows skip the MLP (see :class:`Block`)."""
+        if x.dtype in (torch.bfloat16, torch.float16) and torch.is_autocast_enabled(x.device.type):
+            # mixed precision: the residual stream stays float32, as the weights are (features from an
+            # autocast conv arrive in bf16); the norms then take their fused kernels (fp32 weight and input)
+            x = x.float()
         if self.positions is not None:
             x = self.positions(x, offset)
         x = self.drop(x)

@@ -60,3 +60,18 @@ def test_short_attention_trains_through_float32_sdpa_on_cpu(monkeypatch):
         assert seen == [expected] and y.dtype == torch.bfloat16, (t, grad, seen)
         y32, _ = mixer(x, mask=mask)
         assert relative(y.detach(), y32.detach()) < 0.02
+
+
+def test_stack_keeps_a_float32_residual_stream_under_autocast():
+    """Features that arrive in bf16 (an autocast conv front end) are summed in float32 from the first
+    block on: the stack's output is float32 and as close to the fp32 run as a single mixer's."""
+    from core.models.blocks import Stack
+
+    torch.manual_seed(0)
+    stack = Stack(BackboneConfig(d_model=64, n_heads=4, n_layers=3, max_len=256, dropout=0.0), causal=False)
+    x = torch.randn(2, 40, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y16, _ = stack(x.bfloat16())
+    y32, _ = stack(x)
+    assert y16.dtype == torch.float32
+    assert relative(y16.detach(), y32.detach()) < 0.02

@@ -41,8 +41,7 @@ class Ensemble(nn.Module):
         if len({s.memory is None for s in states}) > 1:
             raise ValueError("ensemble members mix encoder-decoder and decoder-only models")
         self._sizes = [len(s.layers) for s in states]
-        memory = None if states[0].memory is None else [m for s in states for m in s.memory]
-        return DecoderState([layer for s in states for layer in s.layers], memory, states[0].offset, states[0].beams)
+        return _join(states, states[0].beams)
 
     def _split(self, state: DecoderState) -> list[DecoderState]:
         if sum(self._sizes) != len(state.layers):
@@ -61,8 +60,13 @@ class Ensemble(nn.Module):
             logps.append(torch.log_softmax(logits.float(), dim=-1))
             states.append(new)
         mean = torch.logsumexp(torch.stack(logps), dim=0) - math.log(len(logps))
-        memory = None if state.memory is None else [m for s in states for m in s.memory]
-        return mean, DecoderState([layer for s in states for layer in s.layers], memory, states[0].offset, state.beams)
+        return mean, _join(states, state.beams)
+
+
+def _join(states: list[DecoderState], beams: int) -> DecoderState:
+    """The members' states end to end (the inverse of ``Ensemble._split``)."""
+    memory = None if states[0].memory is None else [m for s in states for m in s.memory]
+    return DecoderState([layer for s in states for layer in s.layers], memory, states[0].offset, beams)
 
 
 __all__ = ["Ensemble"]

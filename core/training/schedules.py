@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 
 
@@ -13,11 +14,21 @@ def inverse_sqrt(step: int, warmup: int) -> float:
     return min(step / warmup, math.sqrt(warmup / step))
 
 
-def cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0) -> float:
-    """Linear warmup, then half a cosine down to ``min_ratio`` at ``total`` steps."""
+def cosine(step: int, warmup: int, total: int, min_ratio: float = 0.0,
+           clock: Callable[[], float] | None = None) -> float:
+    """Linear warmup, then half a cosine down to ``min_ratio`` at ``total`` steps, or sooner: ``clock()``
+    is the fraction of a time budget spent, and the decay follows whichever of the two runs out first.
+
+    A run bounded by wall-clock time (``trainer.max_time``) stops at a step nobody knows in advance; a
+    schedule that has not decayed by then leaves the final weights at a high learning rate (budgeted
+    training, Li et al. 2020: decay to the budget's end). The clock makes the step at which a given rate
+    is reached depend on the machine's speed, so such runs are repeatable only up to timing."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = (step - warmup) / max(1, total - warmup)
+    if clock is not None:
+        progress = max(progress, clock())
+    progress = min(1.0, progress)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -25,11 +36,17 @@ def constant(step: int, warmup: int) -> float:
     return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
-def make_schedule(name: str, warmup: int, total: int, min_ratio: float = 0.0):
+def make_schedule(name: str, warmup: int, total: int, min_ratio: float = 0.0,
+                  clock: Callable[[], float] | None = None):
+    """``clock``: fraction of a time budget spent (see :func:`cosine`; the other schedules do not end)."""
     if name == "inverse_sqrt":
         return partial(inverse_sqrt, warmup=warmup)
     if name == "cosine":
-        return partial(cosine, warmup=warmup, total=total, min_ratio=min_ratio)
+        # a closure, not a partial: LambdaLR saves a callable object's __dict__ in the checkpoint, and
+        # a clock there (a Trainer callback) would not load with weights_only=True
+        def schedule(step: int) -> float:
+            return cosine(step, warmup, total, min_ratio, clock)
+        return schedule
     if name == "constant":
         return partial(constant, warmup=warmup)
     raise ValueError(f"unknown schedule {name!r}; expected inverse_sqrt, cosine or constant")

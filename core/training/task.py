@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import lightning as L
+from lightning.pytorch.callbacks import Timer
 import torch
 from torchmetrics import Metric, MetricCollection
 
@@ -105,7 +106,8 @@ class OptimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.01
     warmup_steps: int = 4000
-    #: inverse_sqrt (NMT default), cosine (decays to min_lr_ratio at the last step), constant
+    #: inverse_sqrt (NMT default), cosine (decays to min_lr_ratio at the last step, or at the end of
+    #: ``trainer.max_time`` if that comes first), constant
     schedule: str = "inverse_sqrt"
     min_lr_ratio: float = 0.0
     #: cosine horizon; None = the Trainer's estimated number of optimizer steps
@@ -258,8 +260,18 @@ class BaseTask(L.LightningModule):
                                  {"params": no_decay, "weight_decay": 0.0}], lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                 fused=not mixed)
         total = o.total_steps or int(self.trainer.estimated_stepping_batches)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, make_schedule(o.schedule, o.warmup_steps, total, o.min_lr_ratio))
+        schedule = make_schedule(o.schedule, o.warmup_steps, total, o.min_lr_ratio, clock=self._budget_spent())
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _budget_spent(self):
+        """A clock of the fraction of ``trainer.max_time`` spent training (resumed runs included: the
+        Timer restores its elapsed time), or None without a time budget."""
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is None or timer.time_remaining() is None:
+            return None
+        duration = timer.time_elapsed() + timer.time_remaining()
+        return lambda: timer.time_elapsed() / duration
 
 
 def _task_class(ckpt: Mapping[str, Any], path, default: type) -> type:

@@ -165,3 +165,20 @@ def test_as_config_rebuilds_nested_dataclasses():
     assert as_config(ToyConfig, None) == ToyConfig() and as_config(ToyConfig, cfg) is cfg
     with pytest.raises(TypeError, match="no field"):
         as_config(ToyConfig, {"hiden": 4})
+
+
+def test_cosine_schedule_decays_by_the_end_of_a_time_budget(tmp_path):
+    """A run bounded by max_time ends at a step nobody predicted: the cosine follows the clock, so the
+    rate is near its floor when the budget stops training, though the step count (estimated from
+    max_epochs) is far from its horizon. The checkpoint still loads as plain data."""
+    run = run_cli(ToyTask, ToyData, args=[
+        "fit", "--trainer.max_time", "00:00:00:01", "--trainer.max_epochs", "100000", "--trainer.limit_val_batches", "0",
+        "--trainer.accelerator", "cpu", "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar",
+        "false", "--model.optim.warmup_steps", "1", "--model.optim.schedule", "cosine", "--model.optim.lr", "0.01"],
+        links=(("data.d_in", "model.arch.d_in"),))
+    steps = run.trainer.global_step
+    assert 0 < steps < 0.1 * run.trainer.estimated_stepping_batches
+    assert run.trainer.optimizers[0].param_groups[0]["lr"] < 0.01 * 0.05
+    ckpt = tmp_path / "end.ckpt"
+    run.trainer.save_checkpoint(ckpt)
+    assert load_checkpoint(ckpt)["global_step"] == steps

@@ -33,6 +33,10 @@ def test_schedules():
     cos = make_schedule("cosine", warmup=10, total=110, min_ratio=0.1)
     assert cos(0) == pytest.approx(0.1) and cos(10) == pytest.approx(1.0)
     assert cos(60) == pytest.approx(0.55) and cos(110) == pytest.approx(0.1) and cos(500) == pytest.approx(0.1)
+    timed = make_schedule("cosine", warmup=10, total=10**6, min_ratio=0.1, clock=lambda: 0.5)  # half the time spent
+    assert timed(20) == pytest.approx(0.55) and cos(60) == pytest.approx(timed(60))
+    assert make_schedule("cosine", 10, 110, 0.1, clock=lambda: 0.0)(60) == pytest.approx(0.55)  # steps lead
+    assert make_schedule("cosine", 10, 110, 0.1, clock=lambda: 1.0)(20) == pytest.approx(0.1)
     with pytest.raises(ValueError):
         make_schedule("linear", 1, 2)
 

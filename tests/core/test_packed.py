@@ -34,3 +34,22 @@ def test_autograd_and_other_dtypes_take_f_linear():
         with torch.no_grad():
             y = model.to(torch.float64)(x.double())
     assert y.dtype == torch.float64 and not can_pack(model[0])
+
+
+def test_bfloat16_weights_pack_through_onednn_where_the_cpu_has_bf16():
+    """Packed where oneDNN has bf16 kernels (checked, not assumed: the test runs on any CPU); either way
+    the outputs are F.linear's in bf16, for [B, T, d] and [N, d] inputs alike, and repacked after a change."""
+    model = small_model().to(torch.bfloat16)
+    supported = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert can_pack(model[0]) is supported
+    x = torch.randn(5, 3, 16).bfloat16()
+    with torch.no_grad():
+        want = model(x)
+        with packed_linears(model):
+            torch.testing.assert_close(model(x), want, rtol=1.6e-2, atol=1e-2)
+            torch.testing.assert_close(model(x[:, 0]), want[:, 0], rtol=1.6e-2, atol=1e-2)
+            model[0].weight.mul_(-1.0)
+            flipped = model(x)
+            assert ("_packed" in model[0].__dict__) is supported
+        torch.testing.assert_close(flipped, model(x), rtol=1.6e-2, atol=1e-2)  # the new weights, not a stale copy
+        assert (flipped - want).abs().max() > 0.1

@@ -140,6 +140,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.resume and len(a.models) != 1:
         p.error("--resume continues one model's run: name it with --models")
+    if a.resume and not os.path.isfile(a.resume):
+        p.error(f"{a.resume}: no such checkpoint")
     speed = throughput()
     rows = []
     if not a.throughput_only:

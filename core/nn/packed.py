@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from types import MethodType
 
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 PACK_ROWS = 32
 
 
+@cache  # (asked on every call of a packed layer: the backend queries are not free)
 def _packable_dtype(dtype: torch.dtype) -> bool:
     if dtype == torch.float32:
         return torch.backends.mkl.is_available()

@@ -18,8 +18,10 @@ For each mixer (one layer, fp32, both cores):
 * achieved matmul FLOP/s in training (``torch.utils.flop_counter``: matmul/conv/SDPA FLOPs only)
   against the measured fp32 and bf16 matmul peak of this machine;
 * with ``--bf16``: training again under bf16 autocast (what ``precision: bf16-mixed`` does), its
-  tokens/s against attention's under the same autocast, and its matmul FLOP/s as % of the bf16
-  peak. Worth it where the CPU multiplies bf16 in hardware (AMX, AVX512-BF16).
+  tokens/s against attention's under the same autocast, its matmul FLOP/s as % of the bf16
+  peak, and a profile that separates the chunk kernels' batched matmuls from the projections
+  (their own FLOP/s, and their share of the step). Worth it where the CPU multiplies bf16 in
+  hardware (AMX, AVX512-BF16).
 """
 from __future__ import annotations
 
@@ -134,6 +136,31 @@ def matmul_flops(module, x, call) -> int:
     conv_bwd = counts.pop("aten.convolution_backward.default", counts.pop("aten.convolution_backward", 0))
     conv_fwd = counts.get("aten.convolution.default", counts.get("aten.convolution", 0))
     return sum(counts.values()) + (2 * conv_fwd if conv_bwd else 0)
+
+
+#: the matmul kernels as the profiler names them: batched products (the chunk kernels' intra-chunk
+#: and state matmuls, 3-D and up) and dense ones (the projections, flattened to 2-D by linear)
+BATCHED_MATMULS = ("aten::bmm", "aten::baddbmm")
+DENSE_MATMULS = ("aten::mm", "aten::addmm")
+
+
+def matmul_profile(module, x, call) -> dict:
+    """Where one training step's time goes: FLOPs and self time of the batched and the dense
+    matmuls (``torch.profiler``'s counts), and the step's whole self time. The FLOP/s of the
+    batched matmuls alone is what the chunk kernels' matmuls achieve, apart from the elementwise
+    work (decays, masks, gathers) around them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = train_step(module, x, call)
+    step()  # warm-up outside the profile
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        step()
+    events = prof.key_averages()
+    out = {"total_s": sum(e.self_cpu_time_total for e in events) / 1e6}
+    for kind, names in (("batched", BATCHED_MATMULS), ("dense", DENSE_MATMULS)):
+        chosen = [e for e in events if e.key in names]
+        out[kind] = (sum(e.flops for e in chosen), sum(e.self_cpu_time_total for e in chosen) / 1e6)
+    return out
 
 
 # ----------------------------------------------------------------------------- naive swap
@@ -286,6 +313,7 @@ def main(argv=None):
                                           reps=3 if t <= 2048 else 2) for t in args.lengths}
             seconds16 = b * flop_len / r["bf16"][flop_len] if flop_len in r["bf16"] else timed(train_step(mixer, x, ours_bf16), 1)
             r["flops_per_s_bf16"] = flops / seconds16
+            r["profile_bf16"] = matmul_profile(mixer, x, ours_bf16)
             print(f"{name:22s} bf16 " + ", ".join(f"T={t}: {v:.0f} tok/s" for t, v in r["bf16"].items()), flush=True)
         with naive_kernels(mixer) as swapped:
             if swapped:
@@ -333,13 +361,20 @@ def main(argv=None):
     table = markdown_table(header, rows)
     if args.bf16:
         header16 = (["mixer (bf16 autocast)"] + [f"T={t} tok/s" for t in lengths] + [f"vs fp32 T={t}" for t in lengths]
-                    + [f"vs attn bf16 T={t}" for t in lengths] + [f"GFLOP/s T={flop_len}", "% bf16 peak"])
+                    + [f"vs attn bf16 T={t}" for t in lengths] + [f"GFLOP/s T={flop_len}", "% bf16 peak"]
+                    + ["batched matmuls: GFLOP/s", "% bf16 peak", "% of step", "dense matmuls: % bf16 peak", "% of step"])
         rows16 = []
         for name, r in results.items():
             row = [name] + [f"{r['bf16'][t]:,.0f}" for t in lengths]
             row += [f"{r['bf16'][t] / r['tps'][t]:.2f}x" for t in lengths]
             row += [f"{r['bf16'][t] / attn['bf16'][t]:.2f}x" if attn else "-" for t in lengths]
             row += [f"{r['flops_per_s_bf16'] / 1e9:.1f}", f"{100 * r['flops_per_s_bf16'] / peak16:.0f} %"]
+            prof = r["profile_bf16"]
+            (bat_flops, bat_s), (den_flops, den_s) = prof["batched"], prof["dense"]
+            row += ([f"{bat_flops / bat_s / 1e9:.0f}", f"{100 * bat_flops / bat_s / peak16:.0f} %",
+                     f"{100 * bat_s / prof['total_s']:.0f} %"] if bat_s else ["-"] * 3)
+            row += ([f"{100 * den_flops / den_s / peak16:.0f} %", f"{100 * den_s / prof['total_s']:.0f} %"]
+                    if den_s else ["-"] * 2)
             rows16.append(row)
         table += "\n\n" + markdown_table(header16, rows16)
     notes = (f"One mixer layer, batch {b}, d_model {d}, {args.n_heads} heads, fp32, forward + backward. "
@@ -349,7 +384,10 @@ def main(argv=None):
              f"reference into the same layer (not for FFT convolutions, whose reference is an O(T^2) Toeplitz product); "
              f"peak MB: one training step in a fresh process, above the layer's weights and input; 'vs HF' is our layer's tokens/s over HF's at the same sizes "
              f"(HF CPU paths, same weights' shapes; forward+backward at a short length because HF's CPU backward is quadratic in T, forward alone at the naive length; rwkv6's peer is HF's RWKV-4 time mix, a simpler layer). Decode: batch 1, one "
-             f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only.")
+             f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only. "
+             f"Batched / dense matmuls (bf16 table, T={flop_len}): torch.profiler's FLOPs and self time of bmm/baddbmm (the chunk "
+             f"kernels' matmuls) and of mm/addmm (the projections), as FLOP/s against the bf16 peak and as a share of the step's "
+             f"profiled time; SDPA's own kernel is in neither.")
     if args.quick or args.no_record:
         print(table + "\n\n" + notes)
     else:

@@ -97,6 +97,13 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
     return 2 * n**3 / min(timed(lambda: a @ b, reps=1, warmup=0) for _ in range(10))
 
 
+def chunk_matmul_peak(dtype: torch.dtype, count: int, chunk: int, head_dim: int = 64) -> float:
+    """FLOP/s of a bare batched matmul at a chunk kernel's shapes ([count, C, Dk] @ [count, Dk, C]):
+    the most the batched matmuls inside a chunked mixer can reach on this machine."""
+    a, b = torch.randn(count, chunk, head_dim, dtype=dtype), torch.randn(count, head_dim, chunk, dtype=dtype)
+    return 2 * count * chunk * chunk * head_dim / min(timed(lambda: a @ b, reps=1, warmup=0) for _ in range(10))
+
+
 def train_step(module, x: torch.Tensor, call):
     """One forward + backward through ``call(module, x) -> y``; returns nothing (timed by caller)."""
     def run():
@@ -290,6 +297,10 @@ def main(argv=None):
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     print(f"matmul peak: fp32 {peak32 / 1e9:.0f} GFLOP/s, bf16 {peak16 / 1e9:.0f} GFLOP/s "
           f"(cpu capability {torch.backends.cpu.get_cpu_capability()})", flush=True)
+    count = b * args.n_heads * args.naive_length // 64
+    bmm16 = {c: chunk_matmul_peak(torch.bfloat16, count * 64 // c, c) for c in (64, 128)}
+    print("bf16 batched matmul at chunk shapes: " + ", ".join(f"C={c}: {v / 1e9:.0f} GFLOP/s" for c, v in bmm16.items()),
+          flush=True)
     max_len = max(args.lengths + args.contexts) + 64
     cfg = BackboneConfig(d_model=d, n_heads=args.n_heads, dropout=0.0, max_len=max_len, n_layers=1)
     flop_len = args.naive_length
@@ -387,7 +398,9 @@ def main(argv=None):
              f"token per step after a prefill of {c_lo} / {c_hi} tokens. GFLOP/s counts matmul/conv/SDPA FLOPs only. "
              f"Batched / dense matmuls (bf16 table, T={flop_len}): torch.profiler's FLOPs and self time of bmm/baddbmm (the chunk "
              f"kernels' matmuls) and of mm/addmm (the projections), as FLOP/s against the bf16 peak and as a share of the step's "
-             f"profiled time; SDPA's own kernel is in neither.")
+             f"profiled time; SDPA's own kernel is in neither. The ceiling for the batched ones: a bare bf16 bmm at the chunk shapes "
+             f"([b*h*T/C, C, 64] @ [.., 64, C], T={flop_len}) runs at "
+             + ", ".join(f"{v / 1e9:.0f} GFLOP/s ({100 * v / peak16:.0f} % of peak) for C={c}" for c, v in bmm16.items()) + ".")
     if args.quick or args.no_record:
         print(table + "\n\n" + notes)
     else:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
+from core.nn.norms import rms_norm
 from core.ops.gated_linear import gated_linear
 
 
@@ -67,6 +68,6 @@ class GatedLinearAttention(Mixer):
             k, g = k * keep, g * keep
         s0 = None if state is None else state["state"]
         o, s = gated_linear(q, k, v, g, s0, dk**-0.5, chunk=self.chunk)
-        o = F.rms_norm(o, (dv,), self.norm_weight, self.eps).transpose(1, 2).reshape(b, t, h * dv)
+        o = rms_norm(o, self.norm_weight, self.eps).transpose(1, 2).reshape(b, t, h * dv)
         y = self.out(o * F.silu(r))
         return y, (None if state is None else {"state": s})

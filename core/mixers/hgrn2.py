@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.mixers.base import Mixer, State, register_mixer
+from core.nn.norms import rms_norm
 from core.ops.gated_linear import gated_linear
 
 
@@ -80,7 +81,7 @@ class HGRN2(Mixer):
             k, g = k * keep, g * keep
         s0 = None if state is None else state["state"]
         o, s = gated_linear(q, k, v, g, s0, 1.0, chunk=self.chunk)
-        o = F.rms_norm(o.transpose(1, 2).reshape(b, t, d), (d,), self.norm_weight, self.eps)
+        o = rms_norm(o.transpose(1, 2).reshape(b, t, d), self.norm_weight, self.eps)
         if gate:
             o = o * F.silu(gate[0])
         return self.out(o), (None if state is None else {"state": s})

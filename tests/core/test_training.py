@@ -37,6 +37,10 @@ def test_schedules():
     assert timed(20) == pytest.approx(0.55) and cos(60) == pytest.approx(timed(60))
     assert make_schedule("cosine", 10, 110, 0.1, clock=lambda: 0.0)(60) == pytest.approx(0.55)  # steps lead
     assert make_schedule("cosine", 10, 110, 0.1, clock=lambda: 1.0)(20) == pytest.approx(0.1)
+    # a time budget bounds the warmup: a model too slow to reach its warmup steps still peaks and decays
+    assert make_schedule("cosine", 1000, 10**6, 0.1, clock=lambda: 0.05)(9) == pytest.approx(0.5)
+    assert make_schedule("cosine", 1000, 10**6, 0.1, clock=lambda: 0.5)(100) == pytest.approx(0.55)
+    assert make_schedule("cosine", 1000, 10**6, 0.1, clock=lambda: 1.0)(300) == pytest.approx(0.1)
     with pytest.raises(ValueError):
         make_schedule("linear", 1, 2)
 

@@ -17,7 +17,7 @@ def inverse_sqrt(step: int, warmup: int) -> float:
 #: With a time budget, warmup ends after ``warmup`` steps or this fraction of the budget, whichever comes
 #: first. A slow model may never reach its warmup step count: the Mamba transducer made 739 steps in a
 #: 2-hour ASR budget on a 2-core CPU, so a 1,000-step warmup ended the run at 0.74x the peak rate with no
-#: decay at all, and a GLA one that left warmup at 81 % of its budget dropped from the peak to 0.1x in a step.
+#: decay at all, and a GLA one that left warmup at 80 % of its budget dropped from the peak to 0.11x in a step.
 CLOCK_WARMUP = 0.1
 
 
